@@ -1,0 +1,350 @@
+"""`ORModelingEnv`: an optimisation word problem solved by reasoning, running code and answering."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+
+from or_env import protocol
+from or_env.grading import TOLERANCE_PRESETS, Grade, Tolerance, grade
+from or_env.problems import Problem, load_problems
+from or_env.prompts import DEFAULT_SYSTEM_PROMPT, DEFAULT_USER_TEMPLATE, render_prompt
+from or_env.sandbox import Sandbox, shared_sandbox
+from or_env.sandbox.base import ExecResult
+from or_env.spaces import FreeText
+from or_env.transcript import Transcript
+
+logger = logging.getLogger(__name__)
+
+MAX_TEXT = 1_000_000
+
+
+class ORModelingEnv(gym.Env[str, str]):
+    """An LLM agent solves an optimisation-modeling word problem with a code interpreter.
+
+    Each episode is one problem. The agent writes reasoning and Python solver code;
+    code ending a turn runs in a sandbox and its output comes back; the agent repairs
+    and reflects, and ends with a numeric answer in `\\boxed{}` graded against the
+    ground truth (`or_env.grade`).
+
+    ## Spaces
+    - Action: `FreeText`: the raw text the policy generated in one turn, never rewritten.
+    - Observation: `FreeText`: the text to add to the transcript: the prompt after
+      `reset`; after `step`, the execution output (a fenced ```output block), format
+      feedback, or "" when the episode ended. The same as chat messages is in
+      `env.transcript.as_chat()`.
+
+    ## Renderings
+    - `inline` (default, the native mode of reasoning models): the output block is
+      appended inside the same assistant turn and the policy continues it.
+    - `chat`: the output block is a new user message.
+    Policies stop a turn at `env.stop_sequences` (also in `metadata`).
+
+    ## Rewards
+    1.0 for a correct final answer, else 0.0 (every non-final step is 0.0).
+
+    ## Episode end
+    - terminated: a final answer was given (`termination_reason="answered"`).
+    - truncated: `max_turns` turns were used, or code was asked for after
+      `max_executions` executions (`"max_turns"`, `"max_executions"`).
+    A malformed turn gets a format observation and counts as a turn. A failed or timed
+    out execution is an observation, not the end of the episode.
+
+    ## Info
+    `turn`, `executions`, `action_kind`, `code`, `execution` (stdout, stderr,
+    exit_code, timed_out, wall_s, truncated, sandbox_error), `answer`, `problem_id`,
+    `termination_reason`, and at the end `correct`, `grade` (predicted value, relative
+    error, reason) and `transcript`. The ground truth is only included with `debug=True`.
+
+    ## Arguments
+    - problems: a list of `Problem` or dicts with `id`, `question`, `answer`.
+    - benchmark / version / data_path: load a benchmark instead (`or_env.load_problems`).
+      With neither, the bundled sample set is used.
+    - sandbox: "auto" (Docker when available, else local), "local", "docker", or a
+      `Sandbox` instance (which the env then does not close). Named sandboxes are
+      shared process-wide so that many envs use one warm pool.
+    - rendering: "inline" or "chat".
+    - max_turns, max_executions: the budgets; max_obs_chars: the cap on one
+      observation (head and tail kept); timeout: seconds per execution.
+    - tolerance: a preset name from `or_env.grading.TOLERANCE_PRESETS` or a `Tolerance`.
+    - system_prompt: None for the default, "" for none; user_template: "{question}"-style.
+    - debug: include the ground truth in `info`.
+    """
+
+    metadata = {  # noqa: RUF012 - Gymnasium reads it as a class attribute
+        "render_modes": ["ansi"],
+        "renderings": protocol.RENDERINGS,
+        "stop_sequences": list(protocol.STOP_SEQUENCES),
+    }
+
+    def __init__(
+        self,
+        problems: Sequence[Problem | dict[str, Any]] | None = None,
+        *,
+        benchmark: str | None = None,
+        version: str | None = None,
+        data_path: str | None = None,
+        sandbox: str | Sandbox = "auto",
+        rendering: str = "inline",
+        max_turns: int = 12,
+        max_executions: int = 10,
+        max_obs_chars: int = 4000,
+        timeout: float = 30.0,
+        tolerance: str | Tolerance = "default",
+        system_prompt: str | None = None,
+        user_template: str = DEFAULT_USER_TEMPLATE,
+        debug: bool = False,
+        render_mode: str | None = None,
+    ) -> None:
+        if rendering not in protocol.RENDERINGS:
+            raise ValueError(f"rendering must be one of {protocol.RENDERINGS}, got {rendering!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        if isinstance(tolerance, str) and tolerance not in TOLERANCE_PRESETS:
+            raise ValueError(
+                f"unknown tolerance preset {tolerance!r}; choose from {sorted(TOLERANCE_PRESETS)}"
+            )
+        for name, value in (("max_turns", max_turns), ("max_executions", max_executions)):
+            if value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}")
+        self.problems = _resolve_problems(problems, benchmark, version, data_path)
+        self.rendering = rendering
+        self.max_turns = max_turns
+        self.max_executions = max_executions
+        self.max_obs_chars = max_obs_chars
+        self.timeout = timeout
+        self.tolerance = tolerance
+        self.system_prompt = DEFAULT_SYSTEM_PROMPT if system_prompt is None else system_prompt
+        self.user_template = user_template
+        self.debug = debug
+        self.render_mode = render_mode
+        self.observation_space = FreeText(MAX_TEXT)
+        self.action_space = FreeText(MAX_TEXT)
+
+        self._sandbox_spec = sandbox
+        self._sandbox: Sandbox | None = sandbox if not isinstance(sandbox, str) else None
+        self.transcript = Transcript()
+        self.problem: Problem | None = None
+        self.turn = 0
+        self.executions = 0
+        self.done = False
+        self._execution_turns: list[int] = []
+
+    # ----------------------------------------------------------------- public API
+    @property
+    def stop_sequences(self) -> list[str]:
+        """Where a policy must stop generating so that its code gets run."""
+        return list(protocol.STOP_SEQUENCES)
+
+    @property
+    def sandbox(self) -> Sandbox:
+        if self._sandbox is None:
+            assert isinstance(self._sandbox_spec, str)
+            self._sandbox = shared_sandbox(self._sandbox_spec)
+        return self._sandbox
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        """Start an episode on a problem picked by `options` or drawn with the env's RNG.
+
+        options: {"problem": Problem}, {"index": i} or {"problem_id": "..."}.
+        """
+        super().reset(seed=seed)
+        self.problem = self._pick_problem(options or {})
+        self.transcript = Transcript()
+        self.turn = 0
+        self.executions = 0
+        self.done = False
+        self._execution_turns = []
+        if self.system_prompt:
+            self.transcript.append("system", self.system_prompt, "env", 0)
+        prompt = render_prompt(self.problem.question, self.user_template)
+        self.transcript.append("user", prompt, "env", 0)
+        return prompt, self._base_info()
+
+    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        """Read one turn of policy text; run its code or grade its answer (see the class doc)."""
+        parsed = self._begin_step(action)
+        result = None
+        if self._needs_execution(parsed):
+            result = self.sandbox.run(parsed.code or "", timeout=self.timeout)
+        return self._finish_step(action, parsed, result)
+
+    async def areset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        """`reset` for asyncio code (it does no blocking work)."""
+        return self.reset(seed=seed, options=options)
+
+    async def astep(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        """`step` for asyncio code: the execution is awaited, never blocking the event loop."""
+        parsed = self._begin_step(action)
+        result = None
+        if self._needs_execution(parsed):
+            result = await self.sandbox.arun(parsed.code or "", timeout=self.timeout)
+        return self._finish_step(action, parsed, result)
+
+    def rewind(self, turn: int) -> None:
+        """Drop every turn after `turn` (0 = back to the prompt) and reopen the episode."""
+        if self.problem is None:
+            raise RuntimeError("rewind() called before reset()")
+        if not 0 <= turn <= self.turn:
+            raise ValueError(f"turn must be between 0 and {self.turn}, got {turn}")
+        self.transcript.rewind(turn)
+        self._execution_turns = [t for t in self._execution_turns if t <= turn]
+        self.executions = len(self._execution_turns)
+        self.turn = turn
+        self.done = False
+
+    def inject(self, text: str, *, source: str = "intervener") -> str:
+        """Add text that is not the policy's (e.g. a corrective hint) where the policy continues.
+
+        In the inline rendering it joins the current assistant turn; in the chat
+        rendering it is a user message. Returns the observation text to show the policy.
+        """
+        if self.problem is None:
+            raise RuntimeError("inject() called before reset()")
+        role = "assistant" if self.rendering == "inline" else "user"
+        self.transcript.append(role, text, source, self.turn)
+        return text
+
+    def render(self) -> str | None:
+        if self.render_mode == "ansi":
+            return self.transcript.text()
+        return None
+
+    def close(self) -> None:
+        # Named sandboxes are shared process-wide and closed at exit; instances belong
+        # to the caller.
+        self._sandbox = None if isinstance(self._sandbox_spec, str) else self._sandbox
+        super().close()
+
+    # ------------------------------------------------------------------ internals
+    def _pick_problem(self, options: dict[str, Any]) -> Problem:
+        if "problem" in options:
+            problem = options["problem"]
+            return problem if isinstance(problem, Problem) else Problem.from_dict(problem)
+        if "index" in options:
+            index = int(options["index"])
+            if not 0 <= index < len(self.problems):
+                raise IndexError(f"index {index} out of range for {len(self.problems)} problems")
+            return self.problems[index]
+        if "problem_id" in options:
+            wanted = str(options["problem_id"])
+            for problem in self.problems:
+                if problem.id == wanted:
+                    return problem
+            raise KeyError(f"no problem with id {wanted!r} in this env's {len(self.problems)}")
+        if options:
+            raise ValueError(
+                f"unknown reset options {sorted(options)}; use 'problem', 'index' or 'problem_id'"
+            )
+        return self.problems[int(self.np_random.integers(len(self.problems)))]
+
+    def _begin_step(self, action: str) -> protocol.ParsedAction:
+        if self.problem is None:
+            raise RuntimeError("step() called before reset()")
+        if self.done:
+            raise RuntimeError("step() called after the episode ended; call reset()")
+        if not isinstance(action, str):
+            raise TypeError(f"action must be the policy's text (str), got {type(action).__name__}")
+        self.turn += 1
+        return protocol.parse_action(action)
+
+    def _needs_execution(self, parsed: protocol.ParsedAction) -> bool:
+        return parsed.kind is protocol.ActionKind.CODE and self.executions < self.max_executions
+
+    def _finish_step(
+        self, action: str, parsed: protocol.ParsedAction, result: ExecResult | None
+    ) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        assert self.problem is not None
+        self.transcript.append("assistant", action, "policy", self.turn)
+        info = self._base_info()
+        info["action_kind"] = parsed.kind.value
+        reward, terminated, truncated, observation = 0.0, False, False, ""
+        reason: str | None = None
+
+        if parsed.kind is protocol.ActionKind.ANSWER:
+            verdict = grade(action, self.problem.answer, preset=self.tolerance)
+            reward, terminated, reason = verdict.reward, True, "answered"
+            info.update(answer=parsed.answer, **self._grade_info(verdict))
+        elif parsed.kind is protocol.ActionKind.CODE and result is None:
+            truncated, reason = True, "max_executions"
+            info["code"] = parsed.code
+        elif parsed.kind is protocol.ActionKind.CODE:
+            assert result is not None
+            self.executions += 1
+            self._execution_turns.append(self.turn)
+            text, clipped = protocol.execution_text(result, self.max_obs_chars)
+            observation = self._add_env_text(action, protocol.output_block(text))
+            info.update(code=parsed.code, execution=result.to_dict(), observation_truncated=clipped)
+        else:
+            feedback = protocol.format_feedback(parsed.problem or "")
+            observation = self._add_env_text(action, feedback + "\n", as_feedback=True)
+            info["format_error"] = parsed.problem
+
+        if not (terminated or truncated) and self.turn >= self.max_turns:
+            truncated, reason = True, "max_turns"
+        if terminated or truncated:
+            self.done = True
+            info["termination_reason"] = reason
+            info.setdefault("correct", False)
+            info["transcript"] = self.transcript.to_dicts()
+        info["turn"], info["executions"] = self.turn, self.executions
+        return observation, reward, terminated, truncated, info
+
+    def _add_env_text(self, action: str, text: str, *, as_feedback: bool = False) -> str:
+        """Record env text after an action; inline output continues the assistant turn."""
+        if self.rendering == "chat":
+            self.transcript.append("user", text, "env", self.turn)
+            return text
+        if as_feedback:
+            text = f"\n{text}"
+        elif action.rstrip().endswith(protocol.OUTPUT_FENCE):
+            # The policy's server echoed the stop sequence: do not open the block twice.
+            text = text[len(protocol.OUTPUT_FENCE) :]
+        elif not action.endswith("\n"):
+            text = f"\n{text}"
+        self.transcript.append("assistant", text, "env", self.turn)
+        return text
+
+    def _base_info(self) -> dict[str, Any]:
+        assert self.problem is not None
+        info: dict[str, Any] = {
+            "problem_id": self.problem.id,
+            "benchmark": self.problem.benchmark,
+            "rendering": self.rendering,
+            "stop_sequences": self.stop_sequences,
+            "turn": self.turn,
+            "executions": self.executions,
+        }
+        if self.debug:
+            info["ground_truth"] = self.problem.answer
+        return info
+
+    def _grade_info(self, verdict: Grade) -> dict[str, Any]:
+        details = verdict.to_dict()
+        if not self.debug:
+            details.pop("ground_truth", None)
+        return {"correct": verdict.correct, "rel_error": verdict.rel_error, "grade": details}
+
+
+def _resolve_problems(
+    problems: Sequence[Problem | dict[str, Any]] | None,
+    benchmark: str | None,
+    version: str | None,
+    data_path: str | None,
+) -> list[Problem]:
+    if problems is not None and benchmark is not None:
+        raise ValueError("pass either problems=... or benchmark=..., not both")
+    if problems is None:
+        loaded = load_problems(benchmark or "sample", version=version, path=data_path)
+    else:
+        loaded = [p if isinstance(p, Problem) else Problem.from_dict(p) for p in problems]
+    if not loaded:
+        raise ValueError("the environment needs at least one problem; the list is empty")
+    return list(loaded)

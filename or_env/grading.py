@@ -1,0 +1,250 @@
+"""Grading: the one definition of a correct answer, shared by the env, the evaluation harness
+and the verl reward.
+
+`grade(response_text, ground_truth)` finds the last `\\boxed{}` in a response
+(`find_final_answer`), reads it (`or_env.answer_parsing`), normalises the ground truth
+(`parse_ground_truth`) and compares the two under a `Tolerance` (`or_env.tolerance`).
+`grade_value` does the same for a value the caller already has (e.g. from program output).
+
+Default tolerance, and why: `|p - g| <= max(1e-4 * |g|, 1e-6)`, plus half a unit in the last
+stated decimal of a non-integer ground truth.
+- The CALM paper rewards a relative error, R = 1 if |a - a*| / |a*| <= eps, so the default is
+  relative too (eps itself is chosen below, from solver and benchmark evidence).
+- 1e-4 is the default relative MIP gap of Gurobi (`MIPGap`) and HiGHS (`mip_rel_gap`): a
+  correctly modelled MIP solved with default settings may stop up to 1e-4 away from the
+  optimum, and a grader cannot tell that apart from the optimum. It still separates answers
+  that differ by a modelling mistake: of the 556 published ORLM-LLaMA-3-8B predictions on NL4Opt,
+  MAMO ComplexLP and IndustryOR, only 2 fall between 1e-6 and 1e-4 relative error (135.2667 for
+  a ground truth written 135.27, and 20242 for 20240), against 30 between 1e-4 and 5%.
+- Ground truths are often rounded by the benchmark (135.27, 14.1, 0.07); the exact answer of a
+  correct model can be further than 1e-4 from such a value, so a ground truth stated with d
+  decimals also accepts anything within 0.5 * 10**-d. Integer-valued ground truths get no such
+  allowance, and the slack comes from the data, never from how the model writes its answer.
+- The absolute floor 1e-6 handles a ground truth of 0 (where relative error is undefined) and
+  tiny ones at the level of solver feasibility tolerances.
+The literature's rules are available by name (sources in `or_env.tolerance`): "sirl" /
+"optimind" (|p - g| / (|g| + 1) < 1e-6), "orlm" / "optmath" (5% after rounding both values to
+integers) and "strict" (1e-6 relative, no allowance for rounded ground truths).
+
+Statuses: the ground truth may be INFEASIBLE (benchmarks write "No Best Solution", -99999,
+null/None) or UNBOUNDED. It is matched only by the same status from the model ("infeasible",
+"no feasible solution", "No Best Solution", ... / "unbounded"); a model that writes the -99999
+marker itself is read as saying INFEASIBLE. Infeasible and unbounded do not match each other.
+
+Percentages: both sides read a percentage as the number written ("12.5%" -> 12.5). A predicted
+value written with a percent sign also matches a ground truth equal to that value / 100, so
+"12.5%" is right for a ground truth of 12.5 or of 0.125; "12.5" without the sign only for 12.5.
+
+`Grade.reason` is one of: "correct", "wrong_value", "status_mismatch" (a number where a status
+was due, or the other way round, or the wrong status), "no_answer" (no box), "unparsable"
+(empty box, no number, NaN or infinity), "ambiguous" (several different numbers or statuses).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from or_env.answer_parsing import (
+    INFEASIBLE,
+    INFEASIBLE_MARKER_VALUE,
+    UNBOUNDED,
+    ParsedAnswer,
+    find_final_answer,
+    parse_answer,
+    parse_answer_value,
+)
+from or_env.tolerance import TOLERANCE_PRESETS, Tolerance, get_tolerance
+
+__all__ = [
+    "INFEASIBLE",
+    "REASONS",
+    "TOLERANCE_PRESETS",
+    "UNBOUNDED",
+    "Grade",
+    "GroundTruthError",
+    "ParsedAnswer",
+    "Tolerance",
+    "find_final_answer",
+    "get_tolerance",
+    "grade",
+    "grade_value",
+    "parse_answer",
+    "parse_answer_value",
+    "parse_ground_truth",
+]
+
+REASONS = ("correct", "wrong_value", "status_mismatch", "no_answer", "unparsable", "ambiguous")
+
+# Markers the public benchmark files use for "this problem has no optimal solution".
+_INFEASIBLE_MARKERS = {
+    "no best solution",
+    "no best solution.",
+    "infeasible",
+    "no feasible solution",
+    "no optimal solution",
+    "none",
+    "null",
+}
+_GT_LIST_RE = re.compile(r"^\[(.*)\]$", re.DOTALL)
+
+
+class GroundTruthError(ValueError):
+    """A ground-truth value that is neither a number nor a known infeasibility marker."""
+
+
+def parse_ground_truth(value: object) -> float | str:
+    """Normalise a benchmark's answer field to a float, INFEASIBLE or UNBOUNDED.
+
+    Accepts numbers, numeric strings ("1,234.5", "12.5%", "−5", "1e6"), OptiMind's one-element
+    lists ("[18.0]"), and the markers None, "null", "None", "No Best Solution", "infeasible",
+    -99999 (-> INFEASIBLE) and "unbounded" (-> UNBOUNDED). Raises GroundTruthError for values
+    that cannot be read (empty strings, prose, NaN, infinities, lists of several values).
+    """
+    if value is None:
+        return INFEASIBLE
+    if isinstance(value, bool):
+        raise GroundTruthError(f"boolean ground truth {value!r}; expected a number or a marker")
+    if isinstance(value, numbers.Real):
+        number = float(value)
+    else:
+        text = str(value).strip()
+        listed = _GT_LIST_RE.match(text)
+        if listed:
+            items = [item.strip() for item in listed.group(1).split(",") if item.strip()]
+            if len(items) != 1:
+                raise GroundTruthError(
+                    f"ground truth {text[:60]!r} lists {len(items)} values; expected exactly one"
+                )
+            text = items[0].strip("'\"")
+        lowered = text.lower()
+        if lowered in _INFEASIBLE_MARKERS:
+            return INFEASIBLE
+        if lowered == UNBOUNDED:
+            return UNBOUNDED
+        cleaned = text.replace(",", "").replace("\u2212", "-").replace("$", "").rstrip("%")
+        try:
+            number = float(cleaned.strip())
+        except ValueError as exc:
+            raise GroundTruthError(
+                f"cannot read ground truth {text[:60]!r}: expected a number, 'No Best Solution', "
+                "'infeasible', 'unbounded' or null"
+            ) from exc
+    if not math.isfinite(number):
+        raise GroundTruthError(f"ground truth {value!r} is not a finite number")
+    return INFEASIBLE if number == INFEASIBLE_MARKER_VALUE else number + 0.0
+
+
+@dataclass(frozen=True)
+class Grade:
+    """The verdict on one answer: whether it is correct, what was read, and why.
+
+    correct: the answer matches the ground truth under the tolerance.
+    predicted: the value read (float, INFEASIBLE, UNBOUNDED), or None when none was.
+    ground_truth: the normalised ground truth.
+    rel_error: |p - g| / |g| for numeric p and g with g != 0, else None.
+    abs_error: |p - g| for numeric p and g, else None.
+    reason: one of REASONS (see the module docstring).
+    raw_answer: the raw content of the final box (None when graded from a value or no box).
+    tolerance: the name of the tolerance used.
+    """
+
+    correct: bool
+    predicted: float | str | None
+    ground_truth: float | str
+    rel_error: float | None
+    abs_error: float | None
+    reason: str
+    raw_answer: str | None = None
+    tolerance: str = "default"
+
+    @property
+    def reward(self) -> float:
+        """The binary reward: 1.0 when correct, else 0.0."""
+        return 1.0 if self.correct else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of the fields plus `reward`."""
+        return {**asdict(self), "reward": self.reward}
+
+
+def _verdict(
+    parsed: ParsedAnswer, truth: float | str, tolerance: Tolerance, raw: str | None
+) -> Grade:
+    value = parsed.value
+
+    def make(correct: bool, reason: str, predicted: float | str | None = value) -> Grade:
+        rel = abs_ = None
+        if isinstance(predicted, float) and isinstance(truth, float):
+            abs_ = abs(predicted - truth)
+            rel = abs_ / abs(truth) if truth != 0 else None
+        return Grade(correct, predicted, truth, rel, abs_, reason, raw, tolerance.name)
+
+    if value is None:
+        reason = "ambiguous" if parsed.reason == "ambiguous" else "unparsable"
+        return make(False, reason)
+    if value == INFEASIBLE_MARKER_VALUE:
+        value = INFEASIBLE
+    if isinstance(value, str) or isinstance(truth, str):
+        if value == truth:
+            return make(True, "correct", value)
+        return make(False, "status_mismatch", value)
+    if tolerance.matches(value, truth):
+        return make(True, "correct")
+    if parsed.percent and tolerance.matches(value / 100.0, truth):
+        return make(True, "correct", value / 100.0)
+    return make(False, "wrong_value")
+
+
+def grade_value(
+    predicted: float | str | None,
+    ground_truth: object,
+    *,
+    preset: str | Tolerance = "default",
+    rel_tol: float | None = None,
+    abs_tol: float | None = None,
+) -> Grade:
+    """Grade a value the caller already has (a number, a status, a string to parse, or None).
+
+    A string is read like the content of a box (so "No Best Solution" and "1,234" work); None
+    grades as "no_answer"; NaN and infinities as "unparsable".
+    """
+    truth = parse_ground_truth(ground_truth)
+    tolerance = get_tolerance(preset, rel_tol=rel_tol, abs_tol=abs_tol)
+    if predicted is None:
+        return Grade(False, None, truth, None, None, "no_answer", None, tolerance.name)
+    if isinstance(predicted, bool):
+        raise TypeError(f"predicted must be a number, a string or None, not {predicted!r}")
+    if isinstance(predicted, numbers.Real):
+        number = float(predicted)
+        parsed = ParsedAnswer(number + 0.0) if math.isfinite(number) else ParsedAnswer(None)
+    elif isinstance(predicted, str):
+        parsed = parse_answer(predicted)
+    else:
+        raise TypeError(f"predicted must be a number, a string or None, not {type(predicted)}")
+    return _verdict(parsed, truth, tolerance, None)
+
+
+def grade(
+    response_text: str,
+    ground_truth: object,
+    *,
+    preset: str | Tolerance = "default",
+    rel_tol: float | None = None,
+    abs_tol: float | None = None,
+) -> Grade:
+    """Grade the final `\\boxed{}` answer of a response against the ground truth.
+
+    ground_truth may be a float, int, str or None (see `parse_ground_truth`; an unreadable one
+    raises GroundTruthError). preset names a TOLERANCE_PRESETS entry or is a Tolerance; rel_tol
+    and abs_tol override its thresholds. Unknown preset names raise ValueError.
+    """
+    truth = parse_ground_truth(ground_truth)
+    tolerance = get_tolerance(preset, rel_tol=rel_tol, abs_tol=abs_tol)
+    raw = find_final_answer(response_text or "")
+    if raw is None:
+        return Grade(False, None, truth, None, None, "no_answer", None, tolerance.name)
+    return _verdict(parse_answer(raw), truth, tolerance, raw)

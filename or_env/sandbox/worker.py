@@ -1,0 +1,1075 @@
+#!/usr/bin/env python3
+"""Fork server that runs untrusted Python programs, one forked child per request.
+
+This file is self-contained (standard library only) so it can be copied alone into a
+container image and run there as PID 1. A host-side client (`worker_client.WorkerProcess`)
+starts it, waits for its ready frame and then sends requests.
+
+Protocol, over the server's stdin/stdout: frames of a 4-byte big-endian length followed by
+UTF-8 JSON.
+
+    server, once:   {"ready": true, "version": 1, "preloaded": [...], "missing": [...],
+                     "pid": int, "isolation": "uid" | "session", "uid": int | null,
+                     "reap_all": bool, "scratch_root": str, "covered": [...],
+                     "python": str, "warnings": [...]}
+    {"op": "ping"}  -> {"ok": true}
+    {"op": "run", "code": str, "timeout": float, "max_output": int, "memory_mb": int | null,
+     "output_limit": int (optional)}
+                    -> {"stdout", "stderr", "exit_code", "timed_out", "wall_s", "truncated",
+                        "leftovers", "error"?, "dirty"?}
+    end of stdin    -> clean up and exit 0.
+
+`max_output` caps each stream in bytes (head and tail kept, with a marker in between);
+`output_limit` is the total number of bytes after which the program is killed. "error" in a
+run response means the sandbox itself failed; with "dirty" the server could not clean up
+after the program and exits after answering, so the client must start a new one.
+
+Isolation, chosen at start:
+  uid      the server runs as root: every child drops to a dedicated unprivileged uid
+           (allocated from --uid-base with a lock file, so two servers never share one).
+           RLIMIT_NPROC then bounds the child's processes, the child cannot signal or
+           trace the server, and every process left behind is killed with kill(-1)
+           issued as that uid. If that uid cannot reach the Python installation (say, in
+           a 0700 home directory), the server makes it reachable in a private mount
+           namespace ("covered" in the ready frame) or warns that lazy imports may fail.
+  session  the server is not root: children keep its uid; leftovers are found as the
+           server's descendants (it is a child subreaper). Weaker: the program can signal
+           the server and other processes of the same user, and RLIMIT_NPROC is not set.
+  --reap-all (PID 1 of a container only) additionally kills every other process in the
+           PID namespace after each execution and reaps all zombies.
+
+Each program runs as `__main__` from `main.py` in an empty scratch directory (also its
+HOME and TMPDIR), with a small fixed environment, stdin at end of file, line-buffered
+stdout, numpy's global RNG reseeded, and RLIMIT_AS / FSIZE / CORE (and NPROC) set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import builtins
+import contextlib
+import ctypes
+import errno
+import fcntl
+import io
+import json
+import logging
+import os
+import pwd
+import random  # noqa: F401  (imported here so that it reseeds itself in every forked child)
+import resource
+import select
+import shutil
+import signal
+import stat
+import struct
+import sys
+import tempfile
+import threading
+import time
+import types
+
+PROTOCOL_VERSION = 1
+DEFAULT_PRELOAD = ("numpy", "numpy.random", "pulp", "highspy", "scipy", "scipy.optimize")
+DEFAULT_UID_BASE = 61000
+MAX_FRAME = 64 << 20
+MAIN_FILENAME = "main.py"
+# Exit status of a child whose sandbox setup failed before the program started.
+SETUP_FAILED = 121
+
+_PR_SET_PDEATHSIG = 1
+_PR_SET_DUMPABLE = 4
+_PR_SET_CHILD_SUBREAPER = 36
+_PR_SET_NO_NEW_PRIVS = 38
+_CLONE_NEWNS = 0x00020000
+_MS_NOSUID, _MS_NODEV, _MS_BIND, _MS_REC, _MS_PRIVATE = 0x2, 0x4, 0x1000, 0x4000, 0x40000
+# Threads of numerical libraries: one per execution keeps per-core capacity predictable,
+# and these must be in the environment before numpy is imported by the server.
+_THREAD_ENV = {
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "NUMEXPR_NUM_THREADS": "1",
+    "VECLIB_MAXIMUM_THREADS": "1",
+}
+
+log = logging.getLogger("or_env.worker")
+
+
+class ProtocolError(Exception):
+    """A frame could not be read or decoded: the stream cannot be trusted any more."""
+
+
+# ----------------------------------------------------------------------------- framing
+
+
+def read_frame(fd: int) -> dict | None:
+    """Read one frame; None on a clean end of stream."""
+    header = _read_exact(fd, 4)
+    if header is None:
+        return None
+    (size,) = struct.unpack(">I", header)
+    if size > MAX_FRAME:
+        raise ProtocolError(f"frame of {size} bytes is over the {MAX_FRAME}-byte limit")
+    body = _read_exact(fd, size) if size else b""
+    if body is None:
+        raise ProtocolError("stream ended inside a frame")
+    try:
+        obj = json.loads(body.decode("utf-8"))
+    except ValueError as exc:
+        raise ProtocolError(f"frame is not UTF-8 JSON: {exc}") from exc
+    if not isinstance(obj, dict):
+        raise ProtocolError("frame is not a JSON object")
+    return obj
+
+
+def write_frame(fd: int, obj: dict) -> None:
+    body = json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    data = memoryview(struct.pack(">I", len(body)) + body)
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+def _read_exact(fd: int, n: int) -> bytes | None:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = os.read(fd, n - len(buf))
+        if not chunk:
+            if buf:
+                raise ProtocolError("stream ended inside a frame")
+            return None
+        buf += chunk
+    return bytes(buf)
+
+
+# ----------------------------------------------------------------------------- output capture
+
+
+class Capture:
+    """Keeps the first and last bytes of a stream, counting what falls in between."""
+
+    def __init__(self, cap: int) -> None:
+        self.tail_cap = cap // 2
+        self.head_cap = cap - self.tail_cap
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.total = 0
+
+    def add(self, data: bytes) -> None:
+        self.total += len(data)
+        room = self.head_cap - len(self.head)
+        if room > 0:
+            self.head += data[:room]
+            data = data[room:]
+        if data and self.tail_cap:
+            self.tail += data
+            if len(self.tail) > 2 * self.tail_cap:
+                del self.tail[: -self.tail_cap]
+
+    def text(self) -> tuple[str, bool]:
+        """The captured text and whether anything was cut out."""
+        if len(self.tail) > self.tail_cap:
+            del self.tail[: -self.tail_cap]
+        if self.total <= len(self.head) + len(self.tail):
+            return bytes(self.head + self.tail).decode("utf-8", "replace"), False
+        head, tail = _trim_utf8_end(bytes(self.head)), _trim_utf8_start(bytes(self.tail))
+        dropped = self.total - len(head) - len(tail)
+        marker = f"\n... [{dropped} bytes truncated] ...\n"
+        return head.decode("utf-8", "replace") + marker + tail.decode("utf-8", "replace"), True
+
+
+def _trim_utf8_end(data: bytes) -> bytes:
+    # Drop a multi-byte character cut in half at the end of the head.
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte & 0xC0 != 0x80:  # a lead byte or ASCII
+            need = 1 if byte < 0x80 else 2 if byte >> 5 == 6 else 3 if byte >> 4 == 14 else 4
+            return data if need <= back else data[:-back]
+    return data
+
+
+def _trim_utf8_start(data: bytes) -> bytes:
+    skip = 0
+    while skip < min(3, len(data)) and data[skip] & 0xC0 == 0x80:
+        skip += 1
+    return data[skip:]
+
+
+# ----------------------------------------------------------------------------- process helpers
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def prctl(libc: ctypes.CDLL, option: int, arg: int) -> None:
+    if libc.prctl(option, ctypes.c_ulong(arg), 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"prctl({option}): {os.strerror(err)}")
+
+
+def kill_uid(uid: int) -> None:
+    """SIGKILL every process of `uid`, atomically, from a helper that takes that uid.
+
+    kill(-1) sent by an unprivileged process reaches exactly the processes of its own uid
+    and is atomic with respect to fork, so a fork bomb cannot outrun it.
+    """
+    if uid <= 0:
+        raise ValueError(f"refusing to kill all processes of uid {uid}")
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgroups([])
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(-1, signal.SIGKILL)
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    if status != 0:
+        raise OSError(f"the helper that kills the processes of uid {uid} failed ({status})")
+
+
+def direct_children() -> list[int]:
+    """Pids of this (single-threaded) process's children."""
+    me = os.getpid()
+    try:
+        with open(f"/proc/self/task/{me}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        pass
+    found = []  # kernels without CONFIG_PROC_CHILDREN: scan /proc for our children
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(b")") + 2 :].split()[1]) == me:
+                found.append(int(name))
+    return found
+
+
+def _reap_all() -> bool:
+    """Reap every exited child; True when no child is left at all."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return True
+        if pid == 0:
+            return False
+
+
+def _vm_bytes() -> int:
+    fd = os.open("/proc/self/statm", os.O_RDONLY)
+    try:
+        return int(os.read(fd, 256).split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    finally:
+        os.close(fd)
+
+
+def _set_nonblocking(fd: int) -> None:
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
+
+
+def _read_available(fd: int, sink: Capture, budget: int) -> bool:
+    """Read what a non-blocking fd holds now, up to about `budget` bytes; False at EOF."""
+    got = 0
+    while got < budget:
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return True
+        if not data:
+            return False
+        sink.add(data)
+        got += len(data)
+    return True
+
+
+def _mount(
+    libc: ctypes.CDLL,
+    src: str | None,
+    target: str,
+    fstype: str | None,
+    flags: int,
+    data: str | None = None,
+) -> None:
+    def enc(v: str | None) -> bytes | None:
+        return None if v is None else v.encode()
+
+    if libc.mount(enc(src), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount {src} on {target}: {os.strerror(err)}")
+
+
+def _searchable(st: os.stat_result, uid: int) -> bool:
+    if st.st_uid == uid:
+        return bool(st.st_mode & 0o100)
+    if st.st_gid == uid:  # the sandbox gid equals its uid
+        return bool(st.st_mode & 0o010)
+    return bool(st.st_mode & 0o001)
+
+
+def _first_blocked(path: str, uid: int) -> tuple[str, str] | None:
+    """The first directory on the way to `path` that `uid` may not enter, and the next name."""
+    cur = "/"
+    for part in filter(None, path.split("/")):
+        if not _searchable(os.stat(cur), uid):
+            return cur, part
+        cur = os.path.join(cur, part)
+    return None
+
+
+def expose_paths(libc: ctypes.CDLL, paths: list[str], uid: int) -> list[str]:
+    """Make `paths` reachable by `uid` inside a private mount namespace of this process.
+
+    A directory on the way that `uid` may not enter (typically a 0700 home directory that
+    holds the Python installation) is covered with a small tmpfs into which only the
+    needed entries are bind-mounted back. Nothing changes on the host; the rest of that
+    directory becomes invisible to this process and its children. Returns the covered
+    directories.
+    """
+    paths = sorted({os.path.realpath(p) for p in paths if os.path.exists(p)})
+    covered: list[str] = []
+    for _ in range(16):
+        blocked: dict[str, set[str]] = {}
+        for path in paths:
+            hit = _first_blocked(path, uid)
+            if hit:
+                blocked.setdefault(hit[0], set()).add(hit[1])
+        if not blocked:
+            return covered
+        if not covered:
+            if libc.unshare(_CLONE_NEWNS) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"unshare(CLONE_NEWNS): {os.strerror(err)}")
+            _mount(libc, None, "/", None, _MS_REC | _MS_PRIVATE)  # never propagate to the host
+        for parent, names in sorted(blocked.items()):
+            fds = {n: os.open(os.path.join(parent, n), os.O_PATH | os.O_CLOEXEC) for n in names}
+            try:
+                _mount(libc, "tmpfs", parent, "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=0711,size=64k")
+                for name, fd in fds.items():
+                    target = os.path.join(parent, name)
+                    if stat.S_ISDIR(os.fstat(fd).st_mode):
+                        os.mkdir(target, 0o755)
+                    else:
+                        os.close(os.open(target, os.O_CREAT | os.O_WRONLY, 0o644))
+                    _mount(libc, f"/proc/self/fd/{fd}", target, None, _MS_BIND | _MS_REC)
+            finally:
+                for fd in fds.values():
+                    os.close(fd)
+            covered.append(parent)
+    raise OSError(f"could not make {paths} reachable for uid {uid}")
+
+
+def inaccessible_for(uid: int, paths: list[str], mode: int = os.R_OK) -> list[str]:
+    """Which of `paths` a process of `uid` cannot access with `mode` (checked in a helper)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            os.setgroups([])
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+            bad = [p for p in paths if not os.access(p, mode)]
+            os.write(w, "\n".join(bad).encode())
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        out = f.read().decode()
+    os.waitpid(pid, 0)
+    return [p for p in out.split("\n") if p]
+
+
+def _acquire_uid(base: int, count: int, offset: int, lock_dir: str) -> tuple[int, int]:
+    """Lock and return a free sandbox uid in [base, base + count), starting at base + offset."""
+    os.makedirs(lock_dir, mode=0o700, exist_ok=True)
+    st = os.stat(lock_dir)
+    if st.st_uid != 0 or st.st_mode & 0o022:
+        raise SystemExit(
+            f"lock directory {lock_dir} must be owned by root and not group/world writable; "
+            "remove it or pass --lock-dir"
+        )
+    for i in range(count):
+        uid = base + (offset + i) % count
+        try:
+            pwd.getpwuid(uid)
+            continue  # a real account: never run sandboxed code as (or kill) it
+        except KeyError:
+            pass
+        fd = os.open(os.path.join(lock_dir, f"uid-{uid}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
+        os.set_inheritable(fd, False)
+        return uid, fd
+    raise SystemExit(f"no free sandbox uid in [{base}, {base + count}); raise --uid-count")
+
+
+def remove_tree(path: str) -> None:
+    """Remove a directory tree the program may have made unwritable; raises OSError if stuck."""
+    try:
+        shutil.rmtree(path)
+        return
+    except FileNotFoundError:
+        return
+    except OSError:
+        pass
+    # Make every directory writable again (never through a symlink), then retry.
+    for dirpath, dirnames, _ in os.walk(path):
+        for name in [".", *dirnames]:
+            full = os.path.join(dirpath, name)
+            if not os.path.islink(full):
+                with contextlib.suppress(OSError):
+                    os.chmod(full, 0o700)
+    shutil.rmtree(path)
+
+
+def _wipe_contents(path: str, keep: str) -> None:
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return
+    for name in names:
+        full = os.path.join(path, name)
+        if os.path.abspath(full) == keep:
+            continue
+        try:
+            if os.path.isdir(full) and not os.path.islink(full):
+                remove_tree(full)
+            else:
+                os.unlink(full)
+        except OSError as exc:
+            log.warning("could not remove %s: %s", full, exc)
+
+
+# ----------------------------------------------------------------------------- the server
+
+
+class Server:
+    """Owns the sandbox identity, the scratch root and the request loop."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.libc = _libc()
+        self.pid = os.getpid()
+        self.warnings: list[str] = []
+        self.uid: int | None = None
+        self.uid_lock: int | None = None
+        # Bound for closing inherited fds in children; ours are all far below it.
+        self.fd_limit = min(resource.getrlimit(resource.RLIMIT_NOFILE)[0], 1 << 16)
+        self.scratch_root = self.scratch = ""
+        self.covered: list[str] = []
+        self.env_extra = dict(kv.split("=", 1) for kv in args.env)
+        # Take the protocol streams private, so that stray prints (from preloaded modules
+        # or from a child before it redirects) can never corrupt the frames.
+        self.proto_in = os.dup(0)
+        self.proto_out = os.dup(1)
+        self.devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(self.devnull, 0)
+        os.dup2(2, 1)
+        sys.stdout = sys.stderr
+        for fd in (self.proto_in, self.proto_out, self.devnull):
+            os.set_inheritable(fd, False)
+
+    def setup(self) -> None:
+        args = self.args
+        prctl(self.libc, _PR_SET_DUMPABLE, 0)  # children cannot ptrace or read our memory
+        if args.reap_all:
+            if self.pid != 1:
+                raise SystemExit(
+                    "--reap-all kills every other process in the PID namespace, so it needs "
+                    "the server to be PID 1 of its own namespace (docker run without --init)"
+                )
+        else:
+            prctl(self.libc, _PR_SET_CHILD_SUBREAPER, 1)  # orphans of a child come back to us
+        if os.geteuid() == 0 and not args.no_drop_privileges:
+            if args.uid is not None:
+                self.uid, self.uid_lock = args.uid, None
+            else:
+                self.uid, self.uid_lock = _acquire_uid(
+                    args.uid_base, args.uid_count, args.uid_offset, args.lock_dir
+                )
+            kill_uid(self.uid)  # leftovers of an earlier server that held this uid
+        else:
+            self.warnings.append(
+                "the server is not root (or --no-drop-privileges): programs run as the "
+                "server's own uid, can signal it and other processes of that user, and "
+                "RLIMIT_NPROC is not applied; isolation is weaker"
+            )
+        root = args.scratch_root or tempfile.gettempdir()
+        self.scratch_root = tempfile.mkdtemp(prefix="or-env-sandbox-", dir=root)
+        # One path, emptied and made afresh for every program: the environment that
+        # names it can then be installed once, here, instead of in every child.
+        self.scratch = os.path.join(self.scratch_root, "work")
+        if self.uid is not None:
+            os.chmod(self.scratch_root, 0o711)  # the sandbox uid may enter, never list
+            self._give_uid_access()
+        for w in self.warnings:
+            log.warning("%s", w)
+
+    def _give_uid_access(self) -> None:
+        """Let the sandbox uid reach the Python installation (for lazy imports) and scratch."""
+        assert self.uid is not None
+        exe = sys.executable
+        needed = [p for p in sys.path[1:] if p and os.path.isdir(p)]
+        needed += [exe, os.path.realpath(exe), self.scratch_root]
+        try:
+            self.covered = expose_paths(self.libc, needed, self.uid)
+        except OSError as exc:
+            self.warnings.append(
+                f"could not expose the Python installation to the sandbox uid: {exc}"
+            )
+        bad = inaccessible_for(self.uid, needed[:-1]) + inaccessible_for(
+            self.uid, needed[-1:], os.X_OK
+        )
+        if bad:
+            self.warnings.append(
+                f"the sandbox uid {self.uid} cannot read {bad}: modules that are not preloaded "
+                "may fail to import. Use a world-readable Python installation, or run the "
+                "server with the capability to mount (CAP_SYS_ADMIN)"
+            )
+
+    def preload(self) -> tuple[list[str], list[str]]:
+        loaded, missing = [], []
+        for name in filter(None, (m.strip() for m in self.args.preload.split(","))):
+            try:
+                __import__(name)
+                loaded.append(name)
+            except Exception as exc:  # a broken optional module must not stop the server
+                log.info("preload %s skipped: %s: %s", name, type(exc).__name__, exc)
+                missing.append(name)
+        return loaded, missing
+
+    def serve(self) -> None:
+        loaded, missing = self.preload()
+        # From here on the server's own environment is the one programs get: setting it per
+        # child costs far more (every touched page is copied after fork).
+        os.environ.clear()
+        os.environ.update(self._program_env())
+        tempfile.tempdir = None  # computed again from TMPDIR when a program asks
+        import gc
+
+        gc.freeze()  # keep the preloaded objects out of the children's collections (less COW)
+        write_frame(
+            self.proto_out,
+            {
+                "ready": True,
+                "version": PROTOCOL_VERSION,
+                "preloaded": loaded,
+                "missing": missing,
+                "pid": self.pid,
+                "isolation": "uid" if self.uid is not None else "session",
+                "uid": self.uid,
+                "reap_all": bool(self.args.reap_all),
+                "covered": self.covered,
+                "scratch_root": self.scratch_root,
+                "python": sys.version.split()[0],
+                "warnings": self.warnings,
+            },
+        )
+        while True:
+            try:
+                req = read_frame(self.proto_in)
+            except ProtocolError as exc:
+                log.error("protocol error, exiting: %s", exc)
+                with contextlib.suppress(OSError):
+                    write_frame(self.proto_out, {"error": f"protocol error: {exc}", "fatal": True})
+                return
+            if req is None:
+                return
+            op = req.get("op")
+            if op == "run":
+                resp = self.run(req)
+            elif op == "ping":
+                resp = {"ok": True}
+            else:
+                resp = {"error": f"unknown op {op!r}; expected 'run' or 'ping'"}
+            write_frame(self.proto_out, resp)
+            if resp.get("dirty"):
+                log.error("exiting: %s", resp.get("error"))
+                return
+
+    def _program_env(self) -> dict[str, str]:
+        return {
+            "PATH": f"{os.path.dirname(sys.executable)}:/usr/local/bin:/usr/bin:/bin",
+            "HOME": self.scratch,
+            "TMPDIR": self.scratch,
+            "TMP": self.scratch,
+            "TEMP": self.scratch,
+            "LANG": "C.UTF-8",
+            "PYTHONIOENCODING": "utf-8",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "MPLBACKEND": "Agg",
+            "USER": "sandbox",
+            "LOGNAME": "sandbox",
+            **_THREAD_ENV,
+            **self.env_extra,
+        }
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.cleanup(time.monotonic() + self.args.cleanup_timeout)
+            if self.uid is not None:
+                kill_uid(self.uid)
+        if self.scratch_root:
+            with contextlib.suppress(OSError):
+                remove_tree(self.scratch_root)
+
+    # ------------------------------------------------------------------ one execution
+
+    def run(self, req: dict) -> dict:
+        try:
+            code = req["code"]
+            if not isinstance(code, str):
+                raise TypeError("'code' must be a string")
+            timeout = float(req.get("timeout", 30.0))
+            max_output = int(req.get("max_output", 65536))
+            memory_mb = req.get("memory_mb")
+            memory_mb = None if memory_mb is None else int(memory_mb)
+            output_limit = int(req.get("output_limit") or max(1 << 20, 64 * max_output))
+            if not 0 < timeout <= 86400 or max_output < 0 or (memory_mb or 1) <= 0:
+                raise ValueError("timeout, max_output or memory_mb out of range")
+        except (KeyError, TypeError, ValueError) as exc:
+            return {"error": f"bad run request: {type(exc).__name__}: {exc}"}
+
+        scratch = self.scratch
+        if os.path.lexists(scratch):  # only after an earlier failure to remove it
+            remove_tree(scratch)
+        os.mkdir(scratch, 0o700)
+        fd = os.open(
+            os.path.join(scratch, MAIN_FILENAME),
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+            0o644,
+        )
+        try:
+            os.write(fd, code.encode("utf-8", "surrogatepass"))
+            if self.uid is not None:
+                os.fchown(fd, self.uid, self.uid)
+        finally:
+            os.close(fd)
+        if self.uid is not None:
+            os.chown(scratch, self.uid, self.uid)
+        as_limit = None if memory_mb is None else _vm_bytes() + (memory_mb << 20)
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        st_r, st_w = os.pipe2(os.O_CLOEXEC)
+        t0 = time.monotonic()
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            for fd in (out_r, out_w, err_r, err_w, st_r, st_w):
+                os.close(fd)
+            remove_tree(scratch)
+            return {"error": f"could not fork the execution process: {exc}"}
+        if pid == 0:
+            self._child(code, scratch, as_limit, out_w, err_w, st_w)  # never returns
+        for fd in (out_w, err_w, st_w):
+            os.close(fd)
+        try:
+            resp = self._supervise(pid, t0, timeout, max_output, output_limit, out_r, err_r, st_r)
+        finally:
+            for fd in (out_r, err_r, st_r):
+                os.close(fd)
+        try:
+            try:  # the common case: only our main.py is left
+                os.unlink(os.path.join(scratch, MAIN_FILENAME))
+                os.rmdir(scratch)
+            except OSError:
+                remove_tree(scratch)
+        except OSError as exc:
+            resp["error"] = f"could not remove the scratch directory {scratch}: {exc}"
+            resp["dirty"] = True
+        for path in self.args.wipe:
+            _wipe_contents(path, keep=self.scratch_root)
+        return resp
+
+    def _supervise(
+        self,
+        pid: int,
+        t0: float,
+        timeout: float,
+        max_output: int,
+        output_limit: int,
+        out_r: int,
+        err_r: int,
+        st_r: int,
+    ) -> dict:
+        caps = {out_r: Capture(max_output), err_r: Capture(max_output)}
+        poller = select.poll()
+        for fd in caps:
+            _set_nonblocking(fd)
+            poller.register(fd, select.POLLIN)
+        _set_nonblocking(st_r)
+        try:
+            pidfd: int | None = os.pidfd_open(pid)
+            poller.register(pidfd, select.POLLIN)
+        except (AttributeError, OSError):
+            pidfd = None  # old kernel: poll the child with waitpid instead
+        deadline = t0 + timeout
+        open_fds = set(caps)
+        timed_out = flooded = exited = False
+        status = None
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    timed_out = True
+                    break
+                wait_ms = remaining * 1000 if pidfd is not None else min(remaining * 1000, 5)
+                for fd, _ in poller.poll(max(1, int(wait_ms + 0.999))):
+                    if fd == pidfd:
+                        exited = True
+                    elif not _read_available(fd, caps[fd], 1 << 18):
+                        poller.unregister(fd)
+                        open_fds.discard(fd)
+                if pidfd is None and not exited:
+                    wpid, status = os.waitpid(pid, os.WNOHANG)
+                    exited = wpid != 0
+                if sum(c.total for c in caps.values()) > output_limit:
+                    flooded = True
+                    break
+                if exited:
+                    break
+            # Kill the group before reaping, so its id cannot be reused by a stranger.
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGKILL)
+            if status is None:
+                status = self._wait_child(pid, pidfd)
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
+        end = time.monotonic()
+        for fd in open_fds:  # what was written before the end; never wait for more
+            _read_available(fd, caps[fd], max(0, output_limit - caps[fd].total))
+        clean, leftovers = self.cleanup(end + self.args.cleanup_timeout)
+
+        stdout, cut_out = caps[out_r].text()
+        stderr, cut_err = caps[err_r].text()
+        try:
+            setup_ok = os.read(st_r, 1) == b"R"
+        except BlockingIOError:
+            setup_ok = False
+        if flooded:
+            stderr += (
+                f"\n[output limit exceeded: the program was killed after writing more than "
+                f"{output_limit} bytes]"
+            )
+        resp: dict = {
+            "stdout": stdout,
+            "stderr": stderr,
+            "exit_code": None if status is None else os.waitstatus_to_exitcode(status),
+            "timed_out": timed_out,
+            "wall_s": round(end - t0, 6),
+            "truncated": cut_out or cut_err or flooded,
+            "leftovers": leftovers,
+        }
+        if not setup_ok and not timed_out:
+            resp["error"] = f"sandbox setup failed in the execution process: {stderr.strip()}"
+        if status is None or not clean:
+            resp["error"] = (
+                "could not kill and reap every process the program started within "
+                f"{self.args.cleanup_timeout} s; this worker is exiting and must be replaced"
+            )
+            resp["dirty"] = True
+        return resp
+
+    def _wait_child(self, pid: int, pidfd: int | None) -> int | None:
+        limit = time.monotonic() + self.args.cleanup_timeout
+        while time.monotonic() < limit:
+            wpid, status = os.waitpid(pid, os.WNOHANG)
+            if wpid:
+                return status
+            if pidfd is not None:
+                select.select([pidfd], [], [], 0.05)
+            else:
+                time.sleep(0.002)
+        return None
+
+    def cleanup(self, deadline: float) -> tuple[bool, int]:
+        """Kill and reap every process left by the last execution; (clean, how many seen)."""
+        seen = 0
+        if self.args.reap_all:
+            with contextlib.suppress(OSError):
+                os.kill(-1, signal.SIGKILL)  # PID 1: everything else in the namespace
+        while not _reap_all():
+            if time.monotonic() > deadline:
+                return False, seen
+            kids = direct_children()
+            seen = max(seen, len(kids))
+            if self.uid is not None:
+                kill_uid(self.uid)
+            for kid in kids:
+                with contextlib.suppress(OSError):
+                    os.killpg(os.getpgid(kid), signal.SIGKILL)
+                with contextlib.suppress(OSError):
+                    os.kill(kid, signal.SIGKILL)
+            if self.args.reap_all:
+                with contextlib.suppress(OSError):
+                    os.kill(-1, signal.SIGKILL)
+            # Killed processes take a moment to exit, and their orphans are reparented to
+            # us only then: let them go before killing again.
+            settle = time.monotonic() + 0.05
+            while time.monotonic() < settle and not _reap_all():
+                time.sleep(0.001)
+        return True, seen
+
+    # ------------------------------------------------------------------ the child side
+
+    def _child(
+        self, code: str, scratch: str, as_limit: int | None, out_w: int, err_w: int, st_w: int
+    ) -> None:
+        # Everything here runs after fork, where each first write to a page copies it:
+        # raw os calls, no text I/O, nothing that can be done once in the server.
+        try:
+            self._child_setup(scratch, as_limit, out_w, err_w, st_w)
+        except BaseException as exc:
+            with contextlib.suppress(BaseException):
+                os.write(2, f"sandbox setup failed: {type(exc).__name__}: {exc}\n".encode())
+            os._exit(SETUP_FAILED)
+        os._exit(_run_program(code))
+
+    def _child_setup(
+        self, scratch: str, as_limit: int | None, out_w: int, err_w: int, st_w: int
+    ) -> None:
+        os.setsid()
+        # Inherited from the server: while non-dumpable our /proc/self files belong to root.
+        prctl(self.libc, _PR_SET_DUMPABLE, 1)
+        os.dup2(self.devnull, 0)
+        os.dup2(out_w, 1)
+        os.dup2(err_w, 2)
+        os.dup2(st_w, 3)
+        os.closerange(4, self.fd_limit)  # protocol streams, uid lock, everything else
+        # Undo the server's signal choices; SIGINT as in any Python script.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
+        os.write(fd, b"1000")  # the OOM killer takes the program, not the server
+        os.close(fd)
+        if as_limit is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (as_limit, as_limit))
+        fsize = self.args.fsize_mb << 20
+        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if self.uid is not None:
+            resource.setrlimit(resource.RLIMIT_NPROC, (self.args.nproc, self.args.nproc))
+            os.setgroups([])
+            os.setresgid(self.uid, self.uid, self.uid)
+            os.setresuid(self.uid, self.uid, self.uid)
+        prctl(self.libc, _PR_SET_NO_NEW_PRIVS, 1)  # no setuid binaries back to root
+        prctl(self.libc, _PR_SET_PDEATHSIG, signal.SIGKILL)  # after setuid, which clears it
+        if os.getppid() != self.pid:
+            os._exit(SETUP_FAILED)  # the server died while we were starting
+        prctl(self.libc, _PR_SET_DUMPABLE, 1)  # setuid cleared it; keep /proc/self usable
+        os.chdir(scratch)
+        sys.path[0] = scratch
+        sys.argv = [MAIN_FILENAME]
+        for handler in list(log.handlers):
+            log.removeHandler(handler)
+        # `random` reseeds itself after fork; numpy's legacy global RNG does not.
+        np_random = sys.modules.get("numpy.random")
+        if np_random is not None:
+            np_random.seed()  # the legacy global RNG is copied by fork; reseed from urandom
+        os.write(3, b"R")
+        os.close(3)
+
+
+def _run_program(code: str) -> int:
+    """Run `code` as the __main__ script of this child process; return the exit status."""
+    sys.stdin = sys.__stdin__ = io.TextIOWrapper(
+        io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding="utf-8"
+    )
+    # Line-buffered (unlike a plain pipe) so what was printed before a timeout is kept.
+    sys.stdout = sys.__stdout__ = io.TextIOWrapper(
+        io.BufferedWriter(io.FileIO(1, "w", closefd=False)), encoding="utf-8", line_buffering=True
+    )
+    sys.stderr = sys.__stderr__ = io.TextIOWrapper(
+        io.BufferedWriter(io.FileIO(2, "w", closefd=False)),
+        encoding="utf-8",
+        errors="backslashreplace",
+        line_buffering=True,
+    )
+    atexit._clear()  # handlers registered in the server are not the program's
+    main = types.ModuleType("__main__")
+    main.__dict__.update({"__file__": MAIN_FILENAME, "__builtins__": builtins, "__spec__": None})
+    sys.modules["__main__"] = main
+    status = 0
+    try:
+        exec(compile(code, MAIN_FILENAME, "exec"), main.__dict__)
+    except SystemExit as exc:
+        status = _exit_status(exc)
+    except BaseException as exc:
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_frame.f_code is _run_program.__code__:
+            tb = tb.tb_next  # hide this wrapper's frame: the traceback starts in main.py
+        with contextlib.suppress(BaseException):
+            # The default hook prints exc.__traceback__, not its argument.
+            sys.excepthook(type(exc), exc.with_traceback(tb), tb)
+        status = 1
+    for step in (threading._shutdown, atexit._run_exitfuncs):  # type: ignore[attr-defined]
+        try:
+            step()
+        except SystemExit as exc:
+            status = _exit_status(exc)
+        except BaseException:
+            pass
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        with contextlib.suppress(BaseException):
+            stream.flush()
+    return status
+
+
+def _exit_status(exc: SystemExit) -> int:
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code & 0xFF
+    with contextlib.suppress(BaseException):
+        print(exc.code, file=sys.stderr)
+    return 1
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--preload",
+        default=",".join(DEFAULT_PRELOAD),
+        help="comma-separated modules to import before forking; missing ones are skipped",
+    )
+    p.add_argument(
+        "--reap-all",
+        action="store_true",
+        help="PID 1 of a container only: after each execution kill every other process",
+    )
+    p.add_argument(
+        "--uid-base",
+        type=int,
+        default=DEFAULT_UID_BASE,
+        help="first uid of the range the sandbox uid is taken from (root only)",
+    )
+    p.add_argument("--uid-count", type=int, default=1000, help="size of that range")
+    p.add_argument(
+        "--uid-offset",
+        type=int,
+        default=0,
+        help="where in the range to start looking (e.g. the worker index)",
+    )
+    p.add_argument(
+        "--uid",
+        type=int,
+        default=None,
+        help="use exactly this sandbox uid, without a lock (the caller keeps it unique)",
+    )
+    p.add_argument(
+        "--no-drop-privileges",
+        action="store_true",
+        help="run programs as the server's uid even when it is root",
+    )
+    p.add_argument(
+        "--lock-dir",
+        default=None,
+        help="where sandbox uids are locked (default /run/or-env-sandbox or the temp dir)",
+    )
+    p.add_argument(
+        "--nproc",
+        type=int,
+        default=256,
+        help="RLIMIT_NPROC for programs (processes + threads; uid isolation only)",
+    )
+    p.add_argument("--fsize-mb", type=int, default=64, help="RLIMIT_FSIZE for programs, in MiB")
+    p.add_argument(
+        "--scratch-root",
+        default=None,
+        help="where per-execution scratch directories are made (default: temp dir)",
+    )
+    p.add_argument(
+        "--wipe",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="empty DIR after each execution (e.g. /tmp in a container); repeatable",
+    )
+    p.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment variable for programs; repeatable",
+    )
+    p.add_argument(
+        "--cleanup-timeout",
+        type=float,
+        default=5.0,
+        help="seconds allowed to kill and reap what a program left behind",
+    )
+    p.add_argument(
+        "--kill-uid",
+        type=int,
+        default=None,
+        metavar="UID",
+        help="utility: kill every process of UID (a sandbox uid) and exit",
+    )
+    p.add_argument("--log-level", default="WARNING")
+    args = p.parse_args(argv)
+    if args.lock_dir is None:
+        run_dir = "/run"
+        usable = os.path.isdir(run_dir) and os.access(run_dir, os.W_OK)
+        base = run_dir if usable else tempfile.gettempdir()
+        args.lock_dir = os.path.join(base, "or-env-sandbox")
+    for kv in args.env:
+        if "=" not in kv:
+            p.error(f"--env expects KEY=VALUE, got {kv!r}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s or_env.worker[%(process)d]: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(args.log_level.upper())
+    log.propagate = False
+    if args.kill_uid is not None:
+        kill_uid(args.kill_uid)
+        return 0
+    for key, value in _THREAD_ENV.items():
+        os.environ.setdefault(key, value)
+    server = Server(args)
+
+    def _terminate(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    if os.getpid() == 1:
+        # The kernel drops signals sent to a namespace's init from inside it, but only those
+        # without a handler: keep none, so programs cannot stop the server. The client
+        # ends it by closing stdin; the host can still SIGKILL it.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+    else:
+        signal.signal(signal.SIGTERM, _terminate)
+    try:
+        server.setup()
+        server.serve()
+    except OSError as exc:
+        if exc.errno != errno.EPIPE:
+            raise
+    finally:
+        server.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
