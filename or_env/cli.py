@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 import time
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +176,20 @@ def cmd_sandbox_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sandbox_build(args: argparse.Namespace) -> int:
+    """Build the Docker sandbox image (online, or offline from Debian packages and wheels)."""
+    from or_env.sandbox.image import ImageBuildError, build_image
+
+    logging.getLogger("or_env.sandbox.image").setLevel(logging.INFO)
+    try:
+        tag = build_image(offline=args.offline)
+    except ImageBuildError as exc:
+        _out(f"error: {exc}")
+        return 1
+    _out(f"built {tag}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="or-env", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -235,7 +250,35 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox_sub = p.add_subparsers(dest="sandbox_command", required=True, metavar="ACTION")
     c = sandbox_sub.add_parser("check", help="say which backend sandbox='auto' picks, and why")
     c.set_defaults(func=cmd_sandbox_check)
+    c = sandbox_sub.add_parser("build", help="build the Docker sandbox image")
+    how = c.add_mutually_exclusive_group()
+    how.add_argument(
+        "--offline",
+        action="store_true",
+        default=None,
+        help="debootstrap base + local wheels (no image registry needed)",
+    )
+    how.add_argument(
+        "--online", dest="offline", action="store_false", help="plain docker build from PyPI"
+    )
+    c.set_defaults(func=cmd_sandbox_build)
+    _add_plugin_commands(sub)
     return parser
+
+
+def _add_plugin_commands(sub: argparse._SubParsersAction) -> None:
+    """Commands contributed by packages built on or_env (e.g. `eval` from agents).
+
+    They register through the "or_env.cli" entry-point group, so or_env never imports
+    the packages that depend on it.
+    """
+    for entry_point in entry_points(group="or_env.cli"):
+        try:
+            register = entry_point.load()
+        except ImportError as exc:
+            logger.debug("command %r unavailable: %s", entry_point.name, exc)
+            continue
+        register(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,7 @@
 # Build the sandbox image without a container registry.
 #
 # For machines that reach Debian's package mirror and PyPI but no image registry:
-#   1. base image: debootstrap a minimal Debian (python3, python3-venv, libgomp1) from the
+#   1. base image: debootstrap a minimal Debian (python3, python3-venv) from the
 #      mirror apt already uses here, and `docker import` it (cached: skipped when present);
 #   2. wheels: `pip download` the pinned requirements on the host, for the base image's
 #      Python version and glibc (cached: skipped while requirements.txt is unchanged);
@@ -123,6 +123,7 @@ else
     rootfs="$(mktemp -d /tmp/or-env-rootfs.XXXXXX)"
     trap 'rm -rf "$rootfs"' EXIT
     say "debootstrap $suite from $mirror into $rootfs"
+    # libgomp1: no pinned wheel links it today, but OpenMP builds of solvers expect it.
     packages="python3,python3-venv,libgomp1,passwd"
     # apt in the chroot needs CA certificates only to fetch updates over https.
     case "$mirror $security" in *https://*) packages="$packages,ca-certificates" ;; esac
@@ -207,7 +208,7 @@ cp -l "$wheels"/*.whl "$ctx/sandbox_image/wheels/" 2>/dev/null \
     || cp "$wheels"/*.whl "$ctx/sandbox_image/wheels/"
 
 say "building $image:$version on $base_tag (no network)"
-docker build --network none \
+docker build --network none --force-rm \
     --build-arg "BASE_IMAGE=$base_tag" \
     --build-arg "PIP_ARGS=--no-index --find-links /build" \
     --build-arg "OR_ENV_VERSION=$version" \

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -57,6 +58,7 @@ print(os.getuid(), os.read(r, 100).decode())
 
 
 def _pids_of_uid(uid: int) -> list[int]:
+    """Live (non-zombie) processes of `uid`."""
     found = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
@@ -66,9 +68,11 @@ def _pids_of_uid(uid: int) -> list[int]:
                 status = f.read()
         except OSError:
             continue
-        for line in status.splitlines():
-            if line.startswith("Uid:") and str(uid) in line.split()[1:]:
-                found.append(int(name))
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if str(uid) in fields.get("Uid", "").split() and not fields["State"].strip().startswith(
+            "Z"
+        ):
+            found.append(int(name))
     return found
 
 
@@ -383,10 +387,24 @@ def test_close_leaves_no_processes():
     box = LocalSandbox(workers=2, preload=())
     box.start()
     uids = {int(box.run("import os; print(os.getuid())").stdout) for _ in range(4)}
-    box.run(DAEMON.replace("time.sleep(600)", "time.sleep(600)  # survives unless killed"))
-    pids = box.worker_pids()
-    assert len(pids) == 2
-    box.close()
+    flag_dir = tempfile.mkdtemp()
+    os.chmod(flag_dir, 0o777)  # reachable by the sandbox uid
+    flag = os.path.join(flag_dir, "running")
+    # A sleeper plus a daemon of its own, which the worker's death alone would not end.
+    busy_code = DAEMON + f"open({flag!r}, 'w').close()\ntime.sleep(60)\n"
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            busy = pool.submit(box.run, busy_code, timeout=120)
+            deadline = time.monotonic() + 10
+            while not os.path.exists(flag) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            pids = box.worker_pids()
+            assert len(pids) == 2 and os.path.exists(flag)
+            box.close()  # one worker is idle, the other is running the sleeper
+            r = busy.result(timeout=30)
+    finally:
+        shutil.rmtree(flag_dir)
+    assert r.sandbox_error is not None
     assert all(_gone(pid) for pid in pids)
     if IS_ROOT:
         assert all(_pids_of_uid(uid) == [] for uid in uids)

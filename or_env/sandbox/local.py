@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import logging
 import os
 import shutil
 import subprocess
 import sys
-import threading
 import weakref
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 
 from or_env.sandbox.base import ExecResult, SandboxBase
+from or_env.sandbox.pool import WorkerPool, default_pool_size
 from or_env.sandbox.worker import DEFAULT_PRELOAD, DEFAULT_UID_BASE
 from or_env.sandbox.worker_client import (
     WORKER_PATH,
@@ -32,13 +29,6 @@ ISOLATION_WARNING = (
     "is limited per process only). Use it for development and trusted workloads; use the "
     "Docker backend for untrusted code at scale."
 )
-
-
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 class LocalSandbox(SandboxBase):
@@ -98,7 +88,7 @@ class LocalSandbox(SandboxBase):
             raise ValueError(f"workers must be at least 1, got {workers}")
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout}")
-        self.workers = workers or _cpu_count()
+        self.workers = workers or default_pool_size()
         self.timeout = timeout
         self.memory_mb = memory_mb
         self.max_output_chars = max_output_chars
@@ -109,16 +99,14 @@ class LocalSandbox(SandboxBase):
         self.fsize_mb = fsize_mb
         self.start_timeout = start_timeout
         self.extra_env = dict(extra_env or {})
-        self.isolation: str | None = None  # "uid" or "session", known after a worker started
-        self._cond = threading.Condition()
-        self._idle: list[WorkerProcess] = []
-        self._all: set[WorkerProcess] = set()
-        self._starting = 0
-        self._started_total = 0
-        self._closed = False
-        self._warned = False
-        self._executor: ThreadPoolExecutor | None = None
-        self._finalizer = weakref.finalize(self, _stop_workers, self._all, self._cond)
+        self._starter = _LocalWorkers(self)
+        self._pool = WorkerPool(self.workers, self._starter.start, label="local sandbox")
+        self._finalizer = weakref.finalize(self, self._pool.close)
+
+    @property
+    def isolation(self) -> str | None:
+        """ "uid" or "session" (see worker.py), known once a worker has started."""
+        return self._starter.isolation
 
     # ------------------------------------------------------------------ public API
 
@@ -128,119 +116,57 @@ class LocalSandbox(SandboxBase):
         if limit <= 0:
             raise ValueError(f"timeout must be positive, got {limit}")
         try:
-            worker = self._checkout()
+            worker = self._pool.checkout()
         except WorkerError as exc:
             return ExecResult(
                 "", "", None, sandbox_error=f"could not start a sandbox worker: {exc}"
             )
-        result = worker.run(
-            code,
-            timeout=limit,
-            max_output=self.max_output_chars,
-            memory_mb=self.memory_mb,
-        )
-        self._checkin(worker, healthy=result.sandbox_error is None)
-        return result
+        healthy = False
+        try:
+            result = worker.run(
+                code,
+                timeout=limit,
+                max_output=self.max_output_chars,
+                memory_mb=self.memory_mb,
+            )
+            healthy = result.sandbox_error is None
+            return result
+        finally:
+            self._pool.checkin(worker, healthy=healthy)
 
     async def arun(self, code: str, *, timeout: float | None = None) -> ExecResult:
         """Like `run`, on the sandbox's own threads, so the event loop keeps running."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._get_executor(), functools.partial(self.run, code, timeout=timeout)
-        )
+        return await self._pool.run_async(self.run, code, timeout=timeout)
 
     def start(self) -> None:
         """Start every worker now (in parallel) instead of on first use."""
-        threads = []
-        for _ in range(self.workers):
-            thread = threading.Thread(target=self._prestart_one, daemon=True)
-            thread.start()
-            threads.append(thread)
-        for thread in threads:
-            thread.join()
+        for exc in self._pool.prestart():
+            logger.error("could not start a sandbox worker: %s", exc)
 
     def worker_pids(self) -> list[int]:
         """Process ids of the running workers (for monitoring and tests)."""
-        with self._cond:
-            return [w.pid for w in self._all if w.pid is not None]
+        return [w.pid for w in self._pool.workers() if w.pid is not None]
 
     def close(self) -> None:
         """Stop every worker; programs still running get a sandbox_error. Idempotent."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-            executor, self._executor = self._executor, None
         self._finalizer()
-        if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
 
-    # ------------------------------------------------------------------ the pool
 
-    def _get_executor(self) -> ThreadPoolExecutor:
-        with self._cond:
-            if self._closed:
-                raise RuntimeError("this LocalSandbox is closed; create a new one")
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(
-                    max_workers=self.workers, thread_name_prefix="or-env-local-sandbox"
-                )
-            return self._executor
+class _LocalWorkers:
+    """Starts local workers with a sandbox's settings (a copy: it must not keep it alive)."""
 
-    def _prestart_one(self) -> None:
-        try:
-            self._checkin(self._checkout(), healthy=True)
-        except (WorkerError, RuntimeError) as exc:
-            logger.error("could not start a sandbox worker: %s", exc)
+    def __init__(self, box: LocalSandbox) -> None:
+        self.python = box.python
+        self.preload = box.preload
+        self.uid_base = box.uid_base
+        self.nproc = box.nproc
+        self.fsize_mb = box.fsize_mb
+        self.start_timeout = box.start_timeout
+        self.extra_env = dict(box.extra_env)
+        self.isolation: str | None = None
+        self._warned = False
 
-    def _checkout(self) -> WorkerProcess:
-        discard = []
-        try:
-            with self._cond:
-                while True:
-                    if self._closed:
-                        raise RuntimeError("this LocalSandbox is closed; create a new one")
-                    if self._idle:
-                        worker = self._idle.pop()
-                        if worker.alive:
-                            return worker
-                        self._all.discard(worker)
-                        discard.append(worker)
-                        continue
-                    if len(self._all) + self._starting < self.workers:
-                        self._starting += 1
-                        index = self._started_total
-                        self._started_total += 1
-                        break
-                    self._cond.wait()
-        finally:
-            for worker in discard:
-                worker.stop()
-        try:
-            worker = self._start_worker(index)
-        finally:
-            with self._cond:
-                self._starting -= 1
-                self._cond.notify()
-        with self._cond:
-            if not self._closed:
-                self._all.add(worker)
-                return worker
-        worker.stop()
-        raise RuntimeError("this LocalSandbox is closed; create a new one")
-
-    def _checkin(self, worker: WorkerProcess, *, healthy: bool) -> None:
-        with self._cond:
-            if healthy and worker.alive and not self._closed:
-                self._idle.append(worker)
-                self._cond.notify()
-                return
-            self._all.discard(worker)
-            self._cond.notify()
-        if not self._closed:
-            logger.warning("replacing sandbox worker %s: %s", worker.pid, worker.broken)
-        worker.stop()
-
-    def _start_worker(self, index: int) -> WorkerProcess:
+    def start(self, index: int) -> WorkerProcess:
         if not self._warned:
             self._warned = True
             logger.warning("%s", ISOLATION_WARNING)
@@ -283,11 +209,3 @@ def clean_after_worker(worker: WorkerProcess) -> None:
     scratch = info.get("scratch_root")
     if isinstance(scratch, str) and os.path.basename(scratch).startswith("or-env-sandbox-"):
         shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _stop_workers(workers: set[WorkerProcess], cond: threading.Condition) -> None:
-    with cond:
-        doomed = list(workers)
-        workers.clear()
-    for worker in doomed:  # idle workers exit at once when their stdin closes
-        worker.stop()

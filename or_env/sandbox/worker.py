@@ -1044,8 +1044,17 @@ def main(argv: list[str] | None = None) -> int:
     log.setLevel(args.log_level.upper())
     log.propagate = False
     if args.kill_uid is not None:
-        kill_uid(args.kill_uid)
-        return 0
+        try:
+            account = pwd.getpwuid(args.kill_uid).pw_name
+        except KeyError:
+            kill_uid(args.kill_uid)
+            return 0
+        log.error(
+            "refusing --kill-uid %d: it is the account %r, not a sandbox uid",
+            args.kill_uid,
+            account,
+        )
+        return 2
     for key, value in _THREAD_ENV.items():
         os.environ.setdefault(key, value)
     server = Server(args)

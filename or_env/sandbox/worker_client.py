@@ -169,6 +169,9 @@ class WorkerProcess:
                 )
             except OSError as exc:
                 raise WorkerError(f"could not launch {self.argv[0]!r}: {exc}") from exc
+            assert self._proc.stdin is not None
+            # Partial writes instead of blocking, so a stuck worker cannot outlast a deadline.
+            os.set_blocking(self._proc.stdin.fileno(), False)
             self._stderr_thread = threading.Thread(
                 target=self._drain_stderr, name=f"{self.name}-stderr", daemon=True
             )
@@ -181,9 +184,7 @@ class WorkerProcess:
             if info.get("ready") is not True:
                 self._kill_locked()
                 raise WorkerError(f"{self.name} sent {info!r} instead of its ready frame")
-            self.ready_info = info
-        for warning in info.get("warnings", []):
-            logger.warning("%s: %s", self.name, warning)
+            self.ready_info = info  # its "warnings" also reach our log through stderr
         return info
 
     def stop(self, grace: float = 2.0) -> None:
@@ -306,6 +307,8 @@ class WorkerProcess:
             )
         if resp.get("dirty"):
             self.broken = str(resp.get("error"))
+        if "stdout" not in resp and resp.get("error"):  # the worker refused the request
+            return ExecResult("", "", None, sandbox_error=str(resp["error"]))
         try:
             return ExecResult(
                 stdout=str(resp["stdout"]),

@@ -1,0 +1,387 @@
+"""Latency and throughput of the sandbox designs, plus the Docker pool's start cost, idle
+memory and kill times, checked against the targets.
+
+Modes, each for `print(1)` and a small pulp LP, at concurrency 1 and 2:
+  docker pool      DockerSandbox: warm containers, one fork per program
+  local pool       LocalSandbox: warm fork-server processes on the host
+  cold python      a new `python -` process per program (same thread settings)
+  docker run       `docker run --rm -i` per program, with the pool's hardening flags
+
+Prints a markdown table and the targets; `--json OUT` also writes the raw figures.
+
+    python benchmarks/bench_sandbox.py --n 100 --json bench_sandbox.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import secrets
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from or_env.sandbox.docker import (
+    ContainerSpec,
+    DockerSandbox,
+    default_image,
+    docker_cli_env,
+    docker_usable,
+)
+from or_env.sandbox.local import LocalSandbox
+from or_env.sandbox.worker_client import worker_environment
+
+PROGRAMS = {
+    "print(1)": ("print(1)", "1"),
+    "pulp LP (HiGHS)": (
+        "import pulp\n"
+        "m = pulp.LpProblem('bench', pulp.LpMaximize)\n"
+        "x = pulp.LpVariable('x', lowBound=0)\n"
+        "y = pulp.LpVariable('y', lowBound=0)\n"
+        "m += 3 * x + 2 * y\n"
+        "m += x + y <= 4\n"
+        "m += x + 3 * y <= 6\n"
+        "m += x <= 3\n"
+        "m.solve(pulp.HiGHS(msg=0))\n"
+        "print(pulp.value(m.objective))\n",
+        "11.0",
+    ),
+}
+LP = PROGRAMS["pulp LP (HiGHS)"][0]
+THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+Runner = Callable[[str], tuple[str, bool]]
+
+
+# ----------------------------------------------------------------------------- runners
+
+
+def _sandbox_runner(box) -> Runner:
+    def run(code: str) -> tuple[str, bool]:
+        r = box.run(code, timeout=60)
+        return r.stdout, r.ok
+
+    return run
+
+
+def _cold_runner(python: str) -> Runner:
+    env = worker_environment(THREAD_ENV)
+
+    def run(code: str) -> tuple[str, bool]:
+        proc = subprocess.run(
+            [python, "-"], input=code, capture_output=True, text=True, env=env, timeout=60
+        )
+        return proc.stdout, proc.returncode == 0
+
+    return run
+
+
+def _docker_run_runner(image: str) -> Runner:
+    spec = ContainerSpec(image=image)
+    env = docker_cli_env()
+
+    def run(code: str) -> tuple[str, bool]:
+        name = f"or-env-bench-{os.getpid()}-{secrets.token_hex(3)}"
+        cmd = ["docker", "run", "-i", "--rm", "--name", name, *spec.hardening_flags()]
+        cmd += ["--label", "or-env.bench=1", "--entrypoint", "python", image, "-"]
+        proc = subprocess.run(cmd, input=code, capture_output=True, text=True, env=env, timeout=120)
+        return proc.stdout, proc.returncode == 0
+
+    return run
+
+
+# ----------------------------------------------------------------------------- measuring
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def measure(run: Runner, code: str, expect: str, n: int, c: int) -> dict:
+    """n executions with c callers at once: latency percentiles and executions/s."""
+
+    def one(_: int) -> tuple[float, bool]:
+        t0 = time.perf_counter()
+        stdout, ok = run(code)
+        return time.perf_counter() - t0, ok and stdout.strip().endswith(expect)
+
+    for _ in range(c):  # warm-up (workers started, caches filled); not counted
+        one(0)
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(c) as pool:
+        results = list(pool.map(one, range(n)))
+    wall = time.perf_counter() - t0
+    times = [t for t, _ in results]
+    return {
+        "n": n,
+        "c": c,
+        "p50_ms": 1000 * statistics.median(times),
+        "p90_ms": 1000 * _pct(times, 0.9),
+        "per_s": n / wall,
+        "failures": sum(not ok for _, ok in results),
+    }
+
+
+def start_cost(image: str, k: int) -> dict:
+    """Seconds from `docker run` to the worker's ready frame, and to a removed container."""
+    starts, stops = [], []
+    for _ in range(k):
+        box = DockerSandbox(workers=1, image=image, handle_sigterm=False)
+        t0 = time.perf_counter()
+        box.start()
+        starts.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        box.close()
+        stops.append(time.perf_counter() - t0)
+    return {
+        "k": k,
+        "start_p50_ms": 1000 * statistics.median(starts),
+        "start_max_ms": 1000 * max(starts),
+        "close_p50_ms": 1000 * statistics.median(stops),
+    }
+
+
+def _cgroup_file(container_id: str, controller: str, v1: str, v2: str) -> Path | None:
+    candidates = [
+        Path(f"/sys/fs/cgroup/{controller}/docker/{container_id}/{v1}"),
+        Path(f"/sys/fs/cgroup/system.slice/docker-{container_id}.scope/{v2}"),
+        Path(f"/sys/fs/cgroup/docker/{container_id}/{v2}"),
+    ]
+    return next((p for p in candidates if p.exists()), None)
+
+
+def _container_id(name: str) -> str:
+    proc = subprocess.run(
+        ["docker", "inspect", "--format", "{{.Id}}", name],
+        capture_output=True,
+        text=True,
+        env=docker_cli_env(),
+        check=True,
+    )
+    return proc.stdout.strip()
+
+
+def idle_memory(box: DockerSandbox) -> dict:
+    """cgroup memory usage of each pool container, idle after some LPs."""
+    for _ in range(20):
+        box.run(LP)
+    time.sleep(0.5)
+    usage = {}
+    for name in box.container_names():
+        path = _cgroup_file(
+            _container_id(name), "memory", "memory.usage_in_bytes", "memory.current"
+        )
+        if path is not None:
+            usage[name] = int(path.read_text()) / 2**20
+    if not usage:
+        return {"note": "no cgroup memory file found for the containers"}
+    return {
+        "per_container_mib": sorted(round(v, 1) for v in usage.values()),
+        "mean_mib": statistics.mean(usage.values()),
+    }
+
+
+def runaway_kill(box: DockerSandbox, k: int, timeout: float = 1.0) -> dict:
+    """How long after its deadline a busy loop is killed: in the worker, and at the host."""
+    worker_late, host_late = [], []
+    for _ in range(k):
+        t0 = time.perf_counter()
+        r = box.run("while True:\n    pass", timeout=timeout)
+        host_late.append(time.perf_counter() - t0 - timeout)
+        assert r.timed_out, r
+        worker_late.append(r.wall_s - timeout)
+    return {
+        "k": k,
+        "worker_late_p50_ms": 1000 * statistics.median(worker_late),
+        "worker_late_max_ms": 1000 * max(worker_late),
+        "host_late_p50_ms": 1000 * statistics.median(host_late),
+        "host_late_max_ms": 1000 * max(host_late),
+    }
+
+
+FORK_BOMB = """
+import os
+while True:
+    try:
+        os.fork()
+    except OSError:
+        pass
+"""
+PROCESS_COUNT = "import os\nprint(sum(p.isdigit() for p in os.listdir('/proc')))"
+
+
+def fork_bomb_cleanup(box: DockerSandbox, k: int, timeout: float = 2.0) -> dict:
+    """Seconds from a fork bomb's deadline until the call returns with it all reaped."""
+    late, clean = [], []
+    for _ in range(k):
+        t0 = time.perf_counter()
+        r = box.run(FORK_BOMB, timeout=timeout)
+        late.append(time.perf_counter() - t0 - timeout)
+        assert r.timed_out, r
+        # Every container shows its worker and the checking program only.
+        clean.append(all(box.run(PROCESS_COUNT).stdout.strip() == "2" for _ in range(3)))
+    return {
+        "k": k,
+        "late_p50_ms": 1000 * statistics.median(late),
+        "late_max_ms": 1000 * max(late),
+        "all_reaped": all(clean),
+    }
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def _targets(rows: list[dict], extra: dict) -> list[tuple[str, str, bool | None]]:
+    def get(mode: str, prog: str, c: int, key: str) -> float | None:
+        for row in rows:
+            if (row["mode"], row["program"], row["c"]) == (mode, prog, c):
+                return row[key]
+        return None
+
+    out: list[tuple[str, str, bool | None]] = []
+    lp = "pulp LP (HiGHS)"
+    dp, lc = get("docker pool", "print(1)", 1, "p50_ms"), get("local pool", "print(1)", 1, "p50_ms")
+    if dp is not None and lc is not None:
+        out.append(
+            (
+                "docker pool print(1) p50 within 10 ms of the local pool",
+                f"{dp:.1f} vs {lc:.1f} ms (+{dp - lc:.1f})",
+                dp - lc <= 10,
+            )
+        )
+    lp50 = get("docker pool", lp, 1, "p50_ms")
+    if lp50 is not None:
+        out.append(("docker pool LP p50 < 30 ms", f"{lp50:.1f} ms", lp50 < 30))
+    lps = get("docker pool", lp, 2, "per_s")
+    if lps is not None:
+        out.append((">= 40 LP exec/s with 2 workers", f"{lps:.1f}/s", lps >= 40))
+    runs = get("docker run", lp, 2, "per_s")
+    if lps is not None and runs is not None:
+        ratio = lps / runs
+        out.append((">= 10x the LP throughput of docker run (c=2)", f"{ratio:.1f}x", ratio >= 10))
+    if "runaway_kill" in extra:
+        late = extra["runaway_kill"]["host_late_max_ms"]
+        out.append(
+            (
+                "runaway killed within 50 ms of its deadline (host, max)",
+                f"{late:.1f} ms",
+                late <= 50,
+            )
+        )
+    if "fork_bomb" in extra:
+        fb = extra["fork_bomb"]
+        out.append(
+            (
+                "fork bomb cleaned within 1 s (max, all processes reaped)",
+                f"{fb['late_max_ms']:.0f} ms, reaped={fb['all_reaped']}",
+                fb["late_max_ms"] <= 1000 and fb["all_reaped"],
+            )
+        )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--n", type=int, default=100, help="executions per warm-pool measurement")
+    p.add_argument("--cold-n", type=int, default=None, help="per cold python (default n/5)")
+    p.add_argument("--run-n", type=int, default=None, help="per docker run (default n/10)")
+    p.add_argument("--image", default=None, help="sandbox image (default: this version's)")
+    p.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    p.add_argument("--python", default=sys.executable, help="python for local and cold runs")
+    args = p.parse_args(argv)
+    cold_n = args.cold_n or max(10, args.n // 5)
+    run_n = args.run_n or max(10, args.n // 10)
+
+    usable, why = docker_usable(args.image)
+    if not usable:
+        print(f"Docker sandbox unusable: {why}", file=sys.stderr)
+        return 2
+    image = args.image or default_image()
+
+    rows: list[dict] = []
+    extra: dict = {}
+
+    def add(mode: str, run: Runner, n: int, c: int) -> None:
+        for prog, (code, expect) in PROGRAMS.items():
+            row = {"mode": mode, "program": prog, **measure(run, code, expect, n, c)}
+            rows.append(row)
+            print(f"  {mode:12s} {prog:16s} c={c}: p50 {row['p50_ms']:.1f} ms", file=sys.stderr)
+
+    for c in (1, 2):
+        with DockerSandbox(workers=c, image=image, handle_sigterm=False) as box:
+            box.start()
+            add("docker pool", _sandbox_runner(box), args.n, c)
+        with LocalSandbox(workers=c, python=args.python) as box:
+            box.start()
+            add("local pool", _sandbox_runner(box), args.n, c)
+        add("cold python", _cold_runner(args.python), cold_n, c)
+        add("docker run", _docker_run_runner(image), run_n, c)
+
+    extra["start_cost"] = start_cost(image, 5)
+    with DockerSandbox(workers=2, image=image, handle_sigterm=False) as box:
+        box.start()
+        extra["idle_memory"] = idle_memory(box)
+        extra["runaway_kill"] = runaway_kill(box, 5)
+        extra["fork_bomb"] = fork_bomb_cleanup(box, 3)
+
+    targets = _targets(rows, extra)
+    print(f"Host: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    print(f"Image: {image}\n")
+    print("| mode | program | c | n | p50 ms | p90 ms | exec/s | failures |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['mode']} | {r['program']} | {r['c']} | {r['n']} | {r['p50_ms']:.1f} | "
+            f"{r['p90_ms']:.1f} | {r['per_s']:.1f} | {r['failures']} |"
+        )
+    sc, mem = extra["start_cost"], extra["idle_memory"]
+    rk, fb = extra["runaway_kill"], extra["fork_bomb"]
+    print()
+    print("| docker pool | value |")
+    print("|---|---|")
+    print(
+        f"| container start to worker ready, p50 / max | {sc['start_p50_ms']:.0f} / "
+        f"{sc['start_max_ms']:.0f} ms |"
+    )
+    print(f"| close (stop + remove), p50 | {sc['close_p50_ms']:.0f} ms |")
+    if "mean_mib" in mem:
+        print(f"| idle memory per container (cgroup, after 20 LPs) | {mem['mean_mib']:.1f} MiB |")
+    print(
+        f"| runaway kill after deadline: worker p50 / max | {rk['worker_late_p50_ms']:.1f} / "
+        f"{rk['worker_late_max_ms']:.1f} ms |"
+    )
+    print(
+        f"| runaway kill after deadline: host p50 / max | {rk['host_late_p50_ms']:.1f} / "
+        f"{rk['host_late_max_ms']:.1f} ms |"
+    )
+    print(
+        f"| fork bomb: return after deadline p50 / max | {fb['late_p50_ms']:.0f} / "
+        f"{fb['late_max_ms']:.0f} ms (all reaped: {fb['all_reaped']}) |"
+    )
+    print()
+    print("| target | measured | met |")
+    print("|---|---|---|")
+    for name, value, met in targets:
+        print(f"| {name} | {value} | {'yes' if met else 'NO'} |")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "host": platform.platform(),
+            "cpus": os.cpu_count(),
+            "image": image,
+            "rows": rows,
+            **extra,
+            "targets": [{"target": t, "measured": v, "met": m} for t, v, m in targets],
+        }
+        args.json.write_text(json.dumps(payload, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
