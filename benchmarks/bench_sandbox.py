@@ -27,13 +27,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from or_env.sandbox.docker import (
-    ContainerSpec,
-    DockerSandbox,
-    default_image,
-    docker_cli_env,
-    docker_usable,
-)
+from or_env.sandbox.containers import docker_cli_env
+from or_env.sandbox.docker import ContainerSpec, DockerSandbox, default_image, docker_usable
 from or_env.sandbox.local import LocalSandbox
 from or_env.sandbox.worker_client import worker_environment
 

@@ -190,6 +190,15 @@ def cmd_sandbox_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sandbox_clean(args: argparse.Namespace) -> int:
+    """Remove sandbox containers left by crashed runs (or all of them with --all)."""
+    from or_env.sandbox.containers import remove_all_containers, remove_stale_containers
+
+    removed = remove_all_containers() if args.all else remove_stale_containers()
+    _out(f"removed {len(removed)} container(s)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="or-env", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -262,6 +271,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--online", dest="offline", action="store_false", help="plain docker build from PyPI"
     )
     c.set_defaults(func=cmd_sandbox_build)
+    c = sandbox_sub.add_parser(
+        "clean", help="remove sandbox containers whose owning process is gone"
+    )
+    c.add_argument(
+        "--all", action="store_true", help="also those of running processes (stops their pools)"
+    )
+    c.set_defaults(func=cmd_sandbox_clean)
     _add_plugin_commands(sub)
     return parser
 
@@ -289,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return args.func(args)
-    except (DatasetError, ValueError, KeyError, FileNotFoundError) as exc:
+    except (DatasetError, ValueError, KeyError, FileNotFoundError, RuntimeError) as exc:
         _out(f"error: {exc}")
         return 2
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import gymnasium as gym
 
-from or_env import protocol
-from or_env.grading import TOLERANCE_PRESETS, Grade, Tolerance, grade
+from or_env import direct, protocol
+from or_env.grading import TOLERANCE_PRESETS, Grade, Tolerance, grade, grade_value
 from or_env.problems import Problem, load_problems
 from or_env.prompts import DEFAULT_SYSTEM_PROMPT, DEFAULT_USER_TEMPLATE, render_prompt
 from or_env.sandbox import Sandbox, shared_sandbox
@@ -20,6 +20,7 @@ from or_env.transcript import Transcript
 logger = logging.getLogger(__name__)
 
 MAX_TEXT = 1_000_000
+PROTOCOLS = ("native", "direct")
 
 
 class ORModelingEnv(gym.Env[str, str]):
@@ -42,6 +43,14 @@ class ORModelingEnv(gym.Env[str, str]):
       appended inside the same assistant turn and the policy continues it.
     - `chat`: the output block is a new user message.
     Policies stop a turn at `env.stop_sequences` (also in `metadata`).
+
+    ## Protocols
+    - `native` (default): the multi-turn loop above.
+    - `direct` (ORLM, LLMOPT, SIRL): one response holds the model and its program; the
+      first ```python block runs once with an epilogue that prints the objective, the
+      answer is read from its output, and the episode ends with the grade. The rule is
+      `direct_rule` ("default" or "orlm"; see `or_env.direct`). Termination reasons:
+      `answered`, `no_code`, `no_answer`, `execution_error`, `timeout`, `sandbox_error`.
 
     ## Rewards
     1.0 for a correct final answer, else 0.0 (every non-final step is 0.0).
@@ -70,7 +79,10 @@ class ORModelingEnv(gym.Env[str, str]):
     - max_turns, max_executions: the budgets; max_obs_chars: the cap on one
       observation (head and tail kept); timeout: seconds per execution.
     - tolerance: a preset name from `or_env.grading.TOLERANCE_PRESETS` or a `Tolerance`.
-    - system_prompt: None for the default, "" for none; user_template: "{question}"-style.
+    - protocol: "native" or "direct"; direct_rule: the direct protocol's rule (a name from
+      `or_env.direct.DIRECT_RULES` or a `DirectRule`).
+    - system_prompt: None for the protocol's default, "" for none; user_template:
+      "{question}"-style.
     - debug: include the ground truth in `info`.
     """
 
@@ -94,13 +106,19 @@ class ORModelingEnv(gym.Env[str, str]):
         max_obs_chars: int = 4000,
         timeout: float = 30.0,
         tolerance: str | Tolerance = "default",
+        protocol: str = "native",
+        direct_rule: str | direct.DirectRule = "default",
         system_prompt: str | None = None,
         user_template: str = DEFAULT_USER_TEMPLATE,
         debug: bool = False,
         render_mode: str | None = None,
     ) -> None:
-        if rendering not in protocol.RENDERINGS:
-            raise ValueError(f"rendering must be one of {protocol.RENDERINGS}, got {rendering!r}")
+        # (`protocol` names the argument here, so the module's RENDERINGS come via metadata.)
+        renderings = self.metadata["renderings"]
+        if rendering not in renderings:
+            raise ValueError(f"rendering must be one of {renderings}, got {rendering!r}")
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
         if isinstance(tolerance, str) and tolerance not in TOLERANCE_PRESETS:
@@ -117,7 +135,12 @@ class ORModelingEnv(gym.Env[str, str]):
         self.max_obs_chars = max_obs_chars
         self.timeout = timeout
         self.tolerance = tolerance
-        self.system_prompt = DEFAULT_SYSTEM_PROMPT if system_prompt is None else system_prompt
+        self.protocol = protocol
+        self.direct_rule = direct.get_direct_rule(direct_rule)
+        if system_prompt is None:
+            native = protocol == "native"
+            system_prompt = DEFAULT_SYSTEM_PROMPT if native else direct.DEFAULT_DIRECT_SYSTEM_PROMPT
+        self.system_prompt = system_prompt
         self.user_template = user_template
         self.debug = debug
         self.render_mode = render_mode
@@ -168,6 +191,10 @@ class ORModelingEnv(gym.Env[str, str]):
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
         """Read one turn of policy text; run its code or grade its answer (see the class doc)."""
+        if self.protocol == "direct":
+            program = self._begin_direct_step(action)
+            run = self.sandbox.run(program, timeout=self.timeout) if program else None
+            return self._finish_direct_step(action, run)
         parsed = self._begin_step(action)
         result = None
         if self._needs_execution(parsed):
@@ -182,6 +209,10 @@ class ORModelingEnv(gym.Env[str, str]):
 
     async def astep(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
         """`step` for asyncio code: the execution is awaited, never blocking the event loop."""
+        if self.protocol == "direct":
+            program = self._begin_direct_step(action)
+            run = await self.sandbox.arun(program, timeout=self.timeout) if program else None
+            return self._finish_direct_step(action, run)
         parsed = self._begin_step(action)
         result = None
         if self._needs_execution(parsed):
@@ -245,13 +276,16 @@ class ORModelingEnv(gym.Env[str, str]):
             )
         return self.problems[int(self.np_random.integers(len(self.problems)))]
 
-    def _begin_step(self, action: str) -> protocol.ParsedAction:
+    def _check_step_call(self, action: object) -> None:
         if self.problem is None:
             raise RuntimeError("step() called before reset()")
         if self.done:
             raise RuntimeError("step() called after the episode ended; call reset()")
         if not isinstance(action, str):
             raise TypeError(f"action must be the policy's text (str), got {type(action).__name__}")
+
+    def _begin_step(self, action: str) -> protocol.ParsedAction:
+        self._check_step_call(action)
         self.turn += 1
         return protocol.parse_action(action)
 
@@ -312,12 +346,47 @@ class ORModelingEnv(gym.Env[str, str]):
         self.transcript.append("assistant", text, "env", self.turn)
         return text
 
+    def _begin_direct_step(self, action: str) -> str | None:
+        """Check the call and return the program to run (with its epilogue), or None."""
+        self._check_step_call(action)
+        self.turn += 1
+        program = direct.extract_program(action)
+        return None if program is None else program + self.direct_rule.epilogue
+
+    def _finish_direct_step(
+        self, action: str, result: ExecResult | None
+    ) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        """Grade the answer read from the execution; the direct episode always ends here."""
+        assert self.problem is not None
+        self.transcript.append("assistant", action, "policy", self.turn)
+        info = self._base_info()
+        info.update(action_kind="direct", direct_rule=self.direct_rule.name)
+        info["code"] = direct.extract_program(action)
+        observation = ""
+        if result is None:
+            reading = direct.DirectReading(None, "no_code")
+        else:
+            self.executions += 1
+            self._execution_turns.append(self.turn)
+            reading = direct.read_answer(result)
+            text, clipped = protocol.execution_text(result, self.max_obs_chars)
+            observation = self._add_env_text(action, protocol.output_block(text))
+            info.update(execution=result.to_dict(), observation_truncated=clipped)
+        verdict = grade_value(reading.answer, self.problem.answer, preset=self.tolerance)
+        info.update(answer=reading.answer, **self._grade_info(verdict))
+        self.done = True
+        info["termination_reason"] = reading.reason
+        info["transcript"] = self.transcript.to_dicts()
+        info["turn"], info["executions"] = self.turn, self.executions
+        return observation, verdict.reward, True, False, info
+
     def _base_info(self) -> dict[str, Any]:
         assert self.problem is not None
         info: dict[str, Any] = {
             "problem_id": self.problem.id,
             "benchmark": self.problem.benchmark,
             "rendering": self.rendering,
+            "protocol": self.protocol,
             "stop_sequences": self.stop_sequences,
             "turn": self.turn,
             "executions": self.executions,

@@ -2,9 +2,8 @@
 
 Every container is `docker run -i --rm` of the sandbox image with the worker as PID 1 (no
 `--init`: as the namespace's init it cannot be killed from inside), talking the framed
-protocol over the container's stdin/stdout. Containers carry the label `or-env.sandbox=1`
-and an owner label (host, pid, process start time) so that they can be found and removed
-after a crash: see `remove_stale_containers` and `remove_all_containers`.
+protocol over the container's stdin/stdout. Containers are labelled so that they can be
+found and removed after a crash (see `or_env.sandbox.containers`).
 """
 
 from __future__ import annotations
@@ -14,9 +13,6 @@ import logging
 import os
 import secrets
 import shutil
-import signal
-import socket
-import subprocess
 import threading
 import time
 import weakref
@@ -24,28 +20,38 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from or_env.sandbox.base import ExecResult, SandboxBase
+from or_env.sandbox.containers import (
+    CLI_TIMEOUT_S,
+    LABEL,
+    OWNER_LABEL,
+    POOL_LABEL,
+    docker_cli_env,
+    install_sigterm_handler,
+    list_containers,
+    owner_id,
+    remove_all_containers,
+    remove_containers,
+    remove_stale_containers,
+    remove_stale_once,
+)
 from or_env.sandbox.image import daemon_status, explain_docker_error, image_exists, image_tag
 from or_env.sandbox.pool import WorkerPool, default_pool_size
 from or_env.sandbox.worker_client import WorkerError, WorkerProcess
 
 logger = logging.getLogger(__name__)
 
-LABEL = "or-env.sandbox"
-OWNER_LABEL = "or-env.sandbox.owner"
-POOL_LABEL = "or-env.sandbox.pool"
+__all__ = [
+    "ContainerSpec",
+    "DockerSandbox",
+    "default_image",
+    "docker_usable",
+    "list_containers",
+    "remove_all_containers",
+    "remove_stale_containers",
+]
+
 NAME_PREFIX = "or-env-sandbox"
 IMAGE_ENV = "OR_ENV_SANDBOX_IMAGE"
-# The docker CLI needs these to find the daemon; nothing else of ours reaches it.
-_DOCKER_CLI_ENV = (
-    "DOCKER_HOST",
-    "DOCKER_CONTEXT",
-    "DOCKER_CONFIG",
-    "DOCKER_CERT_PATH",
-    "DOCKER_TLS_VERIFY",
-    "HOME",
-    "XDG_RUNTIME_DIR",
-)
-_CLI_TIMEOUT_S = 20.0
 _PING_TIMEOUT_S = 5.0
 _BUILD_HINT = "run `or-env sandbox build` to build it, or use sandbox='local'"
 
@@ -64,164 +70,6 @@ def docker_usable(image: str | None = None) -> tuple[bool, str]:
     if not image_exists(tag):
         return False, f"{why}, but the sandbox image {tag} is not built: {_BUILD_HINT}"
     return True, f"{why} and the sandbox image {tag} exists"
-
-
-def docker_cli_env() -> dict[str, str]:
-    """Environment for `docker` commands: how to reach the daemon, nothing secret of ours."""
-    env = {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"), "LANG": "C.UTF-8"}
-    env.update({k: os.environ[k] for k in _DOCKER_CLI_ENV if k in os.environ})
-    return env
-
-
-# ----------------------------------------------------------------------------- ownership
-
-
-def _start_ticks(pid: int) -> str | None:
-    """The process start time in clock ticks since boot (tells a reused pid apart)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    return stat[stat.rindex(b")") + 2 :].split()[19].decode()
-
-
-def owner_id(pid: int | None = None) -> str:
-    """`host/pid/start-ticks` of a process (default: this one), as in the owner label."""
-    pid = os.getpid() if pid is None else pid
-    return f"{socket.gethostname()}/{pid}/{_start_ticks(pid) or '?'}"
-
-
-def _owner_is_dead(owner: str) -> bool:
-    host, _, rest = owner.partition("/")
-    pid, _, ticks = rest.partition("/")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False  # another machine's (or namespace's) process: we cannot tell
-    return _start_ticks(int(pid)) != ticks
-
-
-def _docker(args: Sequence[str], timeout: float = _CLI_TIMEOUT_S) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["docker", *args],
-        capture_output=True,
-        text=True,
-        env=docker_cli_env(),
-        timeout=timeout,
-        check=False,
-    )
-
-
-def list_containers(*filters: str) -> list[tuple[str, str, str]]:
-    """(id, name, owner) of every sandbox container (running or not) matching `filters`.
-
-    Each filter is a `docker ps --filter` expression, e.g. `label=or-env.sandbox.pool=ab12`.
-    Raises RuntimeError when the daemon does not answer.
-    """
-    args = ["ps", "-a", "--no-trunc", "--filter", f"label={LABEL}=1"]
-    for extra in filters:
-        args += ["--filter", extra]
-    args += ["--format", f'{{{{.ID}}}}\t{{{{.Names}}}}\t{{{{.Label "{OWNER_LABEL}"}}}}']
-    try:
-        proc = _docker(args)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise RuntimeError(f"listing sandbox containers failed: {exc}") from exc
-    if proc.returncode != 0:
-        why = explain_docker_error(proc.stderr)
-        raise RuntimeError(f"listing sandbox containers failed: {why}")
-    rows = []
-    for line in proc.stdout.splitlines():
-        parts = line.split("\t")
-        if len(parts) == 3:
-            rows.append((parts[0], parts[1], parts[2]))
-    return rows
-
-
-def remove_containers(ids: Iterable[str], timeout: float = _CLI_TIMEOUT_S) -> bool:
-    """`docker rm -f` the given containers; True when the daemon did it (missing ones count)."""
-    ids = list(ids)
-    if not ids:
-        return True
-    try:
-        proc = _docker(["rm", "-f", *ids], timeout=timeout)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        logger.warning("removing sandbox containers %s failed: %s", ids, exc)
-        return False
-    missing = "no such container" in proc.stderr.lower() or "already in progress" in proc.stderr
-    if proc.returncode != 0 and not missing:
-        logger.warning("removing sandbox containers failed: %s", proc.stderr.strip())
-        return False
-    return True
-
-
-def remove_stale_containers() -> list[str]:
-    """Remove sandbox containers left by processes of this host that are gone; their names."""
-    stale = [(cid, name) for cid, name, owner in list_containers() if _owner_is_dead(owner)]
-    if stale:
-        logger.warning("removing %d sandbox containers left by dead processes", len(stale))
-        remove_containers(cid for cid, _ in stale)
-    return [name for _, name in stale]
-
-
-def remove_all_containers() -> list[str]:
-    """Remove every sandbox container on this daemon, whoever started it; their names.
-
-    For cleaning up by hand: it also ends the containers of sandboxes that are running.
-    """
-    found = list_containers()
-    remove_containers(cid for cid, _, _ in found)
-    return [name for _, name, _ in found]
-
-
-_stale_checked = False
-_stale_lock = threading.Lock()
-
-
-def _remove_stale_once() -> None:
-    global _stale_checked
-    with _stale_lock:
-        if _stale_checked:
-            return
-        _stale_checked = True
-    try:
-        remove_stale_containers()
-    except RuntimeError as exc:
-        logger.warning("could not look for stale sandbox containers: %s", exc)
-
-
-# ----------------------------------------------------------------------------- SIGTERM
-
-
-_sigterm_lock = threading.Lock()
-_sigterm_installed = False
-
-
-def _on_sigterm(signum: int, _frame: object) -> None:
-    # Default SIGTERM would end us without running any cleanup: remove our containers
-    # first (no locks needed, only labels), then die the default way.
-    try:
-        remove_containers(
-            (cid for cid, _, _ in list_containers(f"label={OWNER_LABEL}={owner_id()}")),
-            timeout=10,
-        )
-    except Exception:  # dying anyway; the next run removes what is left as stale
-        logger.exception("removing sandbox containers on SIGTERM failed")
-    signal.signal(signum, signal.SIG_DFL)
-    os.kill(os.getpid(), signum)
-
-
-def _install_sigterm_handler() -> None:
-    """Clean up containers on SIGTERM, when SIGTERM has its default action and we can."""
-    global _sigterm_installed
-    with _sigterm_lock:
-        if _sigterm_installed or threading.current_thread() is not threading.main_thread():
-            return
-        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-            return  # the application handles SIGTERM itself: leave that alone
-        signal.signal(signal.SIGTERM, _on_sigterm)
-        _sigterm_installed = True
-
-
-# ----------------------------------------------------------------------------- containers
 
 
 @dataclass(frozen=True)
@@ -298,7 +146,7 @@ class _Containers:
         self._lock = threading.Lock()
 
     def start(self, index: int) -> WorkerProcess:
-        _remove_stale_once()
+        remove_stale_once()
         name = f"{NAME_PREFIX}-{os.getpid()}-{self.pool_id}-{index}"
         worker = WorkerProcess(
             self.spec.run_args(name),
@@ -343,7 +191,7 @@ class _Containers:
         with self._lock:
             pending = list(self._removals)
         for thread in pending:
-            thread.join(_CLI_TIMEOUT_S)
+            thread.join(CLI_TIMEOUT_S)
         try:
             left = list_containers(f"label={POOL_LABEL}={self.pool_id}")
         except RuntimeError as exc:
@@ -369,9 +217,10 @@ def explain_start_failure(error: str, image: str) -> str:
     return f"could not start a sandbox container from {image}: {error}"
 
 
-def _shutdown(pool: WorkerPool, containers: _Containers) -> None:
+def _shutdown(pool: WorkerPool, containers: _Containers, owner_pid: int) -> None:
     pool.close()
-    containers.sweep()
+    if os.getpid() == owner_pid:  # not in a forked copy of the owner
+        containers.sweep()
 
 
 class DockerSandbox(SandboxBase):
@@ -388,6 +237,8 @@ class DockerSandbox(SandboxBase):
     Concurrency: at most `workers` programs run at once (one per container); more
     callers wait for a free container (`queue_timeout` bounds that wait). `run` is
     thread-safe; `arun` runs on the sandbox's own threads and never blocks the loop.
+    The cap is per instance: to share one cap among many envs of a process, share one
+    sandbox (`or_env.sandbox.shared_sandbox`, which envs use by default).
 
     Failures: a container that misbehaves (the program outlived the host-side deadline,
     the worker died or garbled the protocol, the container was killed from outside, the
@@ -497,9 +348,11 @@ class DockerSandbox(SandboxBase):
             )
         self._containers = _Containers(self.spec, self.pool_id, start_timeout, reply_margin)
         self._pool = WorkerPool(self.workers, self._containers.start, label="docker sandbox")
-        self._finalizer = weakref.finalize(self, _shutdown, self._pool, self._containers)
+        self._finalizer = weakref.finalize(
+            self, _shutdown, self._pool, self._containers, os.getpid()
+        )
         if handle_sigterm:
-            _install_sigterm_handler()
+            install_sigterm_handler()
 
     # ------------------------------------------------------------------ public API
 

@@ -59,6 +59,7 @@ class WorkerPool:
         self._started_total = 0
         self._closed = False
         self._executor: ThreadPoolExecutor | None = None
+        self._owner_pid = os.getpid()
 
     @property
     def closed(self) -> bool:
@@ -181,6 +182,11 @@ class WorkerPool:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+            if os.getpid() != self._owner_pid:
+                # A forked copy of the owner exiting: the workers are the parent's.
+                self._all.clear()
+                self._idle.clear()
+                return
             doomed = list(self._all)
             self._all.clear()
             self._idle.clear()

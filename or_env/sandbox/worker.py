@@ -857,6 +857,9 @@ class Server:
         fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
         os.write(fd, b"1000")  # the OOM killer takes the program, not the server
         os.close(fd)
+        # Below the server in CPU priority, so that cleaning up after a fork bomb is not
+        # starved by the bomb itself.
+        os.nice(10)
         if as_limit is not None:
             resource.setrlimit(resource.RLIMIT_AS, (as_limit, as_limit))
         fsize = self.args.fsize_mb << 20
