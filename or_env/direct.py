@@ -24,10 +24,10 @@ The rule, taken from ORLM's evaluation (`eval/execute.py` in Cardinal-Operations
      models or none -> nothing (a program may always print the marker line itself; the
      default prompt asks it to).
 3. The answer is read from the program's standard output, as ORLM reads it: the text after
-   the first "Just print the best solution:" up to the end of that line; else, if the output
-   contains "No Best Solution", infeasible; else no answer. Like ORLM, an answer counts only
-   when the program ended normally (exit status 0, no timeout): a crash after the marker line
-   gives no answer.
+   the first "Just print the best solution:" up to the end of that line (stripped); else, if
+   the output contains "No Best Solution", infeasible; else no answer. Like ORLM, an answer
+   counts only when the program ended normally (exit status 0, no timeout): a crash after the
+   marker line gives no answer.
 4. The answer text is graded with `or_env.grading.grade_value` under the env's tolerance
    (use `tolerance="orlm"` to reproduce ORLM's numbers).
 """
@@ -53,14 +53,14 @@ ORLM_EPILOGUE = (
 # Runs after the program, at module level; every name it adds starts with `_or_env_`.
 # Failures inside it are swallowed: a broken epilogue must never turn a program that
 # printed its own marker line into a crash.
-GENERIC_EPILOGUE = '''
+GENERIC_EPILOGUE = """
 
 def _or_env_report_objective(namespace):
     def reading(obj):
         cls = type(obj)
         root = (getattr(cls, "__module__", "") or "").split(".")[0]
         name = cls.__name__
-        if root == "coptpy" and name == "Model":
+        if root in ("coptpy", "coptcore") and name == "Model":
             from coptpy import COPT
             status = obj.status
             if status == COPT.OPTIMAL:
@@ -138,7 +138,7 @@ try:
     _or_env_report_objective(globals())
 except Exception:
     pass
-'''
+"""
 
 DEFAULT_DIRECT_SYSTEM_PROMPT = (
     "You are an expert in operations research. Build a mathematical model of the problem and "
@@ -239,7 +239,7 @@ def read_answer(result: ExecResult) -> DirectReading:
     output = result.stdout
     at = output.find(ANSWER_MARKER)
     if at != -1:
-        answer = output[at + len(ANSWER_MARKER) :].strip().split("\n", 1)[0]
+        answer = output[at + len(ANSWER_MARKER) :].strip().split("\n", 1)[0].strip()
         return DirectReading(answer, "answered")
     if NO_SOLUTION_MARKER in output:
         return DirectReading(NO_SOLUTION_MARKER, "answered")

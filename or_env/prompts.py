@@ -18,4 +18,4 @@ DEFAULT_USER_TEMPLATE = "{question}"
 
 def render_prompt(question: str, template: str = DEFAULT_USER_TEMPLATE) -> str:
     """Fill the user template with the problem statement."""
-    return template.format(question=question)
+    return template.format(question=question.strip())

@@ -1,0 +1,137 @@
+"""The `Policy` interface: an episode's transcript in, the next action text out."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from or_env.transcript import Message, Transcript
+
+
+class PolicyError(RuntimeError):
+    """A policy could not produce a turn (server unreachable after retries, bad request, ...).
+
+    The rollout runner records the episode as failed with this message and goes on.
+    """
+
+
+class ContextLengthError(PolicyError):
+    """The transcript no longer fits the model's context window.
+
+    Not a failure of the run: the runner ends the episode as truncated
+    (`termination_reason="context_length"`, reward 0).
+    """
+
+
+@dataclass(frozen=True)
+class EpisodeKey:
+    """Which episode a turn belongs to, for policies that need it (replay, seeded sampling).
+
+    problem_id / sample: the episode's identity (sample = index among the N samples of one
+    problem); seed: the episode's seed (the runner derives it from both); benchmark: its
+    benchmark name.
+    """
+
+    problem_id: str
+    sample: int = 0
+    seed: int | None = None
+    benchmark: str | None = None
+
+
+@dataclass(frozen=True)
+class PolicyTurn:
+    """One generated turn and what it cost.
+
+    text: the action to pass to `env.step`, exactly as generated (see each backend for how
+        separated reasoning is joined back in).
+    prompt_tokens / completion_tokens: token usage reported by the backend (None if unknown).
+    latency_s: wall seconds of the call, retries and back-off included.
+    reasoning: the reasoning part, when the backend returned or the text contains one
+        (`<think>...</think>` or a server's `reasoning_content`); for records only.
+    finish_reason: the backend's reason to stop ("stop", "length", ...), if any.
+    attempts: how many requests the turn took (1 + retries).
+    """
+
+    text: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency_s: float = 0.0
+    reasoning: str | None = None
+    finish_reason: str | None = None
+    attempts: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Policy(abc.ABC):
+    """Something that writes the policy's side of an `ORModelingEnv` episode.
+
+    `act` receives the episode's transcript so far (`env.transcript.messages`: messages
+    tagged with their source) and the env's conventions, and returns the next action text.
+    It is async so that one process can drive hundreds of episodes at once; a backend that
+    blocks (a local model) must run its work off the event loop.
+    """
+
+    #: A short name for records and reports ("openai", "replay", ...).
+    name: str = "policy"
+
+    @abc.abstractmethod
+    async def act(
+        self,
+        messages: Sequence[Message | Mapping[str, Any]],
+        *,
+        rendering: str,
+        stop_sequences: Sequence[str],
+        episode: EpisodeKey | None = None,
+    ) -> PolicyTurn:
+        """The next turn of the episode.
+
+        messages: the transcript (`Message`s or their dicts); `chat_messages` turns it into
+            role/content dicts with the inline assistant pieces merged.
+        rendering: "inline" (continue the last assistant message when the transcript ends
+            in one) or "chat" (every env observation is a user message).
+        stop_sequences: where generation must stop so the env can run code
+            (`env.stop_sequences`).
+        episode: which episode this is; None when the caller does not say.
+        Raises PolicyError when no turn can be produced.
+        """
+
+    def describe(self) -> dict[str, Any]:
+        """What to record about this policy in results (name, model, settings)."""
+        return {"policy": self.name}
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Release connections or engines; the default holds none."""
+
+
+def _as_message(message: Message | Mapping[str, Any]) -> Message:
+    if isinstance(message, Message):
+        return message
+    return Message(
+        role=str(message["role"]),
+        content=str(message["content"]),
+        source=str(message.get("source", "env")),
+        turn=int(message.get("turn", 0)),
+    )
+
+
+def chat_messages(messages: Sequence[Message | Mapping[str, Any]]) -> list[dict[str, str]]:
+    """Role/content dicts for a chat API, consecutive assistant pieces merged (as_chat)."""
+    transcript = Transcript()
+    for message in map(_as_message, messages):
+        transcript.append(message.role, message.content, message.source, message.turn)
+    return transcript.as_chat()
+
+
+def continues_assistant(chat: Sequence[Mapping[str, str]]) -> bool:
+    """Whether the next generation continues the last message (it is the assistant's)."""
+    return bool(chat) and chat[-1]["role"] == "assistant"
+
+
+def policy_turn_count(messages: Sequence[Message | Mapping[str, Any]]) -> int:
+    """How many policy-written messages the transcript holds (the index of the next turn)."""
+    return sum(1 for m in map(_as_message, messages) if m.source == "policy")

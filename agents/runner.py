@@ -1,0 +1,284 @@
+"""The rollout runner: many episodes of one policy, concurrently, one JSONL record each.
+
+`RolloutRunner(policy, env_kwargs=...).run(plan_episodes(problems, samples=N), out=path)`
+plays every (problem, sample) episode with at most `concurrency` in flight (asyncio; the
+env's `areset`/`astep` never block the loop, and the sandbox bounds its own parallelism),
+shows a progress bar, and appends a record to `out` as each episode ends. Episodes whose
+record in `out` is complete are skipped, so an interrupted run resumes where it stopped;
+episodes recorded as errors are run again.
+
+A failing episode never stops the run: a `PolicyError` (server down after retries, replay
+missing) or any other exception is recorded with `status="error"` and the message. A
+`ContextLengthError` ends the episode as truncated (`termination_reason="context_length"`).
+
+Record fields: `schema`, `problem_id`, `benchmark`, `version`, `sample`, `seed`, `status`
+("ok" | "error"), `error`, `reward`, `correct`, `answer`, `ground_truth`, `grade`,
+`termination_reason`, `turns` (policy turns), `executions`, `messages` (the whole transcript,
+each message with its `source`: env, policy or intervener), `steps` (per turn: action kind,
+policy latency, env seconds, tokens, finish reason, attempts, reasoning, execution status),
+`tokens` (prompt and completion totals), `timings` (wall, policy and env seconds, start
+time), `protocol`, `rendering`, `tolerance`, `policy` (the policy's `describe()`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from agents.policy import ContextLengthError, EpisodeKey, Policy, PolicyError, PolicyTurn
+from agents.records import SCHEMA_VERSION, RecordWriter, is_complete, read_records
+from or_env.env import ORModelingEnv
+from or_env.problems import Problem
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EpisodeSpec:
+    """One episode to play: a problem, the sample index, and the episode's seed."""
+
+    problem: Problem
+    sample: int = 0
+    seed: int = 0
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.problem.id, self.sample)
+
+
+def episode_seed(base_seed: int, problem_id: str, sample: int) -> int:
+    """A seed that depends only on (base seed, problem, sample): stable across reruns."""
+    digest = hashlib.sha256(f"{base_seed}:{problem_id}:{sample}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def plan_episodes(
+    problems: Iterable[Problem], samples: int = 1, base_seed: int = 0
+) -> list[EpisodeSpec]:
+    """Every (problem, sample) pair, problems in order, each with its own seed."""
+    if samples < 1:
+        raise ValueError(f"samples must be at least 1, got {samples}")
+    return [
+        EpisodeSpec(problem, sample, episode_seed(base_seed, problem.id, sample))
+        for problem in problems
+        for sample in range(samples)
+    ]
+
+
+class RolloutRunner:
+    """Plays episodes of one policy concurrently and records them (see the module doc).
+
+    Args:
+        policy: the `Policy` that writes the turns.
+        env_kwargs: keyword arguments for `ORModelingEnv` (sandbox, rendering, protocol,
+            tolerance, budgets, ...); the problem comes from each episode.
+        env_factory: instead of env_kwargs, a function making the env for an episode (an
+            env or a wrapper with `areset`/`astep`; `env.unwrapped` is the `ORModelingEnv`).
+        concurrency: episodes in flight at once.
+        progress: show a tqdm progress bar (tqdm is optional).
+        description: the progress bar's label.
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        env_kwargs: dict[str, Any] | None = None,
+        env_factory: Callable[[EpisodeSpec], Any] | None = None,
+        concurrency: int = 64,
+        progress: bool = True,
+        description: str = "episodes",
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        if env_factory is not None and env_kwargs:
+            raise ValueError("pass env_kwargs or env_factory, not both")
+        self.policy = policy
+        self.env_kwargs = dict(env_kwargs or {})
+        for reserved in ("problems", "benchmark", "version", "data_path"):
+            if reserved in self.env_kwargs:
+                raise ValueError(f"env_kwargs must not set {reserved!r}: episodes set the problem")
+        self.env_factory = env_factory
+        self.concurrency = concurrency
+        self.progress = progress
+        self.description = description
+
+    def run(self, specs: Sequence[EpisodeSpec], out: str | Path | None = None) -> list[dict]:
+        """`arun` from synchronous code."""
+        return asyncio.run(self.arun(specs, out))
+
+    async def arun(
+        self, specs: Sequence[EpisodeSpec], out: str | Path | None = None
+    ) -> list[dict[str, Any]]:
+        """Play the episodes not yet complete in `out`; return the records of all `specs`."""
+        keys = [spec.key for spec in specs]
+        if len(set(keys)) != len(keys):
+            raise ValueError("the episode plan repeats a (problem id, sample) pair")
+        done = {k: r for k, r in read_records(out).items() if is_complete(r)} if out else {}
+        todo = [spec for spec in specs if spec.key not in done]
+        if done:
+            logger.info("resuming: %d of %d episodes recorded", len(specs) - len(todo), len(specs))
+        results: dict[tuple[str, int], dict[str, Any]] = {}
+        writer = RecordWriter(out) if out is not None and todo else None
+        bar = _progress_bar(len(todo), self.description, self.progress)
+        queue: asyncio.Queue[EpisodeSpec] = asyncio.Queue()
+        for spec in todo:
+            queue.put_nowait(spec)
+        correct = 0
+
+        async def worker() -> None:
+            nonlocal correct
+            while True:
+                try:
+                    spec = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                record = await self.run_episode(spec)
+                results[spec.key] = record
+                if writer is not None:
+                    writer.write(record)
+                correct += bool(record.get("correct"))
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(correct=f"{correct}/{len(results)}", refresh=False)
+
+        try:
+            workers = min(self.concurrency, len(todo))
+            await asyncio.gather(*(worker() for _ in range(workers)))
+        finally:
+            if bar is not None:
+                bar.close()
+            if writer is not None:
+                writer.close()
+        return [results.get(key) or done[key] for key in keys]
+
+    async def run_episode(self, spec: EpisodeSpec) -> dict[str, Any]:
+        """Play one episode to its end and return its record (never raises for failures)."""
+        started = datetime.now(UTC).isoformat(timespec="seconds")
+        start = time.perf_counter()
+        key = EpisodeKey(spec.problem.id, spec.sample, spec.seed, spec.problem.benchmark)
+        env = self._make_env(spec)
+        inner: ORModelingEnv = getattr(env, "unwrapped", env)
+        steps: list[dict[str, Any]] = []
+        info: dict[str, Any] = {}
+        reward, status, error, reason = 0.0, "ok", None, None
+        policy_s = env_s = 0.0
+        try:
+            await env.areset(seed=spec.seed, options={"problem": spec.problem})
+            while True:
+                try:
+                    turn = await self.policy.act(
+                        inner.transcript.messages,
+                        rendering=inner.rendering,
+                        stop_sequences=inner.stop_sequences,
+                        episode=key,
+                    )
+                except ContextLengthError as exc:
+                    reason, info["context_error"] = "context_length", str(exc)
+                    break
+                policy_s += turn.latency_s
+                env_start = time.perf_counter()
+                _, reward, terminated, truncated, info = await env.astep(turn.text)
+                env_elapsed = time.perf_counter() - env_start
+                env_s += env_elapsed
+                steps.append(_step_record(turn, info, env_elapsed))
+                if terminated or truncated:
+                    reason = info.get("termination_reason")
+                    break
+        except PolicyError as exc:
+            status, error = "error", f"policy error: {exc}"
+        except Exception as exc:
+            status, error = "error", f"{type(exc).__name__}: {exc}"
+            logger.warning("episode %s/%d failed", spec.problem.id, spec.sample, exc_info=True)
+        finally:
+            env.close()
+        if status == "error":
+            reason = "error"
+            logger.warning("episode %s sample %d: %s", spec.problem.id, spec.sample, error)
+        return {
+            "schema": SCHEMA_VERSION,
+            "problem_id": spec.problem.id,
+            "benchmark": spec.problem.benchmark,
+            "version": spec.problem.meta.get("version"),
+            "sample": spec.sample,
+            "seed": spec.seed,
+            "status": status,
+            "error": error,
+            "reward": float(reward) if status == "ok" else 0.0,
+            "correct": bool(info.get("correct")) if status == "ok" else False,
+            "answer": info.get("answer"),
+            "ground_truth": spec.problem.answer,
+            "grade": info.get("grade"),
+            "termination_reason": reason,
+            "turns": len(steps),
+            "executions": inner.executions,
+            "messages": inner.transcript.to_dicts(),
+            "steps": steps,
+            "tokens": _token_totals(steps),
+            "timings": {
+                "wall_s": round(time.perf_counter() - start, 4),
+                "policy_s": round(policy_s, 4),
+                "env_s": round(env_s, 4),
+                "started_at": started,
+            },
+            "protocol": getattr(inner, "protocol", "native"),
+            "rendering": inner.rendering,
+            "tolerance": _tolerance_name(inner.tolerance),
+            "policy": self.policy.describe(),
+        }
+
+    def _make_env(self, spec: EpisodeSpec) -> Any:
+        if self.env_factory is not None:
+            return self.env_factory(spec)
+        return ORModelingEnv([spec.problem], **self.env_kwargs)
+
+
+def _step_record(turn: PolicyTurn, info: dict[str, Any], env_s: float) -> dict[str, Any]:
+    execution = info.get("execution")
+    if execution is not None:
+        execution = {k: v for k, v in execution.items() if k not in ("stdout", "stderr")}
+    return {
+        "turn": info.get("turn"),
+        "action_kind": info.get("action_kind"),
+        "latency_s": round(turn.latency_s, 4),
+        "env_s": round(env_s, 4),
+        "prompt_tokens": turn.prompt_tokens,
+        "completion_tokens": turn.completion_tokens,
+        "finish_reason": turn.finish_reason,
+        "attempts": turn.attempts,
+        "reasoning": turn.reasoning,
+        "execution": execution,
+    }
+
+
+def _token_totals(steps: list[dict[str, Any]]) -> dict[str, int | None]:
+    totals: dict[str, int | None] = {}
+    for field in ("prompt_tokens", "completion_tokens"):
+        known = [s[field] for s in steps if s[field] is not None]
+        totals[field.removesuffix("_tokens")] = sum(known) if known else None
+    return totals
+
+
+def _tolerance_name(tolerance: Any) -> str:
+    return tolerance if isinstance(tolerance, str) else getattr(tolerance, "name", str(tolerance))
+
+
+def _progress_bar(total: int, description: str, enabled: bool) -> Any:
+    if not enabled or total == 0:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        logger.info("tqdm is not installed: no progress bar (pip install tqdm)")
+        return None
+    # Redirected to a file, redraw rarely instead of writing a line per update.
+    interval = 0.1 if sys.stderr.isatty() else 10.0
+    return tqdm(total=total, desc=description, unit="ep", dynamic_ncols=True, mininterval=interval)

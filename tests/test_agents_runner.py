@@ -1,0 +1,256 @@
+"""The rollout runner and the replay policy, on the bundled sample problems and the real
+local sandbox: concurrency, records, resuming, and failures that must not stop a run."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agents.policy import EpisodeKey, Policy, PolicyError, PolicyTurn
+from agents.records import read_records
+from agents.replay import ReplayPolicy
+from agents.runner import RolloutRunner, episode_seed, plan_episodes
+from or_env import load_problems
+from or_env.sandbox.local import LocalSandbox
+
+SAMPLE = load_problems("sample")
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[LocalSandbox]:
+    with LocalSandbox(workers=2) as box:
+        yield box
+
+
+def reference_turns(problem, *, wrong: bool = False) -> list[str]:
+    """A two-turn recording: the reference program, then the stated answer."""
+    code = problem.meta["reference_code"]
+    answer = "12345.678" if wrong else problem.answer
+    return [
+        f"Let me model it.\n```python\n{code}\n```\n",
+        f"The program's result gives the answer: \\boxed{{{answer}}}.",
+    ]
+
+
+def recorded_policy(problems, samples: int = 1) -> ReplayPolicy:
+    turns = {(p.id, s): reference_turns(p, wrong=s > 0) for p in problems for s in range(samples)}
+    return ReplayPolicy(turns, source="test recording")
+
+
+class ConcurrencyProbe(Policy):
+    """Wraps a policy and records how many `act` calls were in flight at once."""
+
+    name = "probe"
+
+    def __init__(self, inner: Policy) -> None:
+        self.inner, self.active, self.peak = inner, 0, 0
+
+    async def act(self, messages, *, rendering, stop_sequences, episode=None) -> PolicyTurn:
+        self.active += 1
+        self.peak = max(self.peak, self.active)
+        try:
+            await asyncio.sleep(0.01)
+            return await self.inner.act(
+                messages, rendering=rendering, stop_sequences=stop_sequences, episode=episode
+            )
+        finally:
+            self.active -= 1
+
+
+class BrokenPolicy(Policy):
+    """A policy with a bug: it raises a plain exception for one problem."""
+
+    name = "broken"
+
+    def __init__(self, inner: Policy, broken_id: str) -> None:
+        self.inner, self.broken_id = inner, broken_id
+
+    async def act(
+        self,
+        messages: Sequence[Any],
+        *,
+        rendering: str,
+        stop_sequences: Sequence[str],
+        episode: EpisodeKey | None = None,
+    ) -> PolicyTurn:
+        if episode is not None and episode.problem_id == self.broken_id:
+            raise ZeroDivisionError("a bug in the policy")
+        return await self.inner.act(
+            messages, rendering=rendering, stop_sequences=stop_sequences, episode=episode
+        )
+
+
+def runner(policy: Policy, sandbox: LocalSandbox, **kwargs: Any) -> RolloutRunner:
+    return RolloutRunner(policy, env_kwargs={"sandbox": sandbox}, progress=False, **kwargs)
+
+
+# ----------------------------------------------------------------------- planning
+def test_plan_gives_every_pair_a_stable_distinct_seed() -> None:
+    plan = plan_episodes(SAMPLE[:3], samples=2, base_seed=7)
+    assert [(s.problem.id, s.sample) for s in plan][:2] == [(SAMPLE[0].id, 0), (SAMPLE[0].id, 1)]
+    assert len({s.seed for s in plan}) == 6
+    assert plan[1].seed == episode_seed(7, SAMPLE[0].id, 1)
+    assert plan_episodes(SAMPLE[:3], samples=2, base_seed=8)[0].seed != plan[0].seed
+    with pytest.raises(ValueError, match="samples must be at least 1"):
+        plan_episodes(SAMPLE, samples=0)
+
+
+# ----------------------------------------------------------------------- running
+def test_every_sample_problem_is_solved_by_its_recording(sandbox, tmp_path: Path) -> None:
+    probe = ConcurrencyProbe(recorded_policy(SAMPLE))
+    out = tmp_path / "episodes.jsonl"
+    records = runner(probe, sandbox, concurrency=8).run(plan_episodes(SAMPLE), out)
+    assert [r["problem_id"] for r in records] == [p.id for p in SAMPLE]
+    assert all(r["correct"] for r in records), [r for r in records if not r["correct"]]
+    assert 1 < probe.peak <= 8
+    first = records[0]
+    assert first["status"] == "ok" and first["termination_reason"] == "answered"
+    assert (first["turns"], first["executions"]) == (2, 1)
+    assert [m["source"] for m in first["messages"]] == ["env", "env", "policy", "env", "policy"]
+    assert first["steps"][0]["action_kind"] == "code"
+    assert first["steps"][0]["execution"]["exit_code"] == 0
+    assert "stdout" not in first["steps"][0]["execution"]  # the output lives in messages
+    assert first["seed"] == episode_seed(0, first["problem_id"], 0)
+    assert first["policy"] == {"policy": "probe"} and first["protocol"] == "native"
+    assert first["timings"]["wall_s"] >= first["timings"]["env_s"] > 0
+    assert len(out.read_text().splitlines()) == len(SAMPLE)
+
+
+def test_a_run_resumes_where_it_stopped(sandbox, tmp_path: Path) -> None:
+    out = tmp_path / "episodes.jsonl"
+    problems = SAMPLE[:6]
+    runner(recorded_policy(problems), sandbox).run(plan_episodes(problems[:2]), out)
+    assert len(out.read_text().splitlines()) == 2
+    probe = ConcurrencyProbe(recorded_policy(problems))
+    calls: list[str] = []
+    original = probe.act
+
+    async def counting_act(messages, **kwargs):
+        calls.append(kwargs["episode"].problem_id)
+        return await original(messages, **kwargs)
+
+    probe.act = counting_act  # type: ignore[method-assign]
+    records = runner(probe, sandbox).run(plan_episodes(problems), out)
+    assert len(records) == 6 and all(r["correct"] for r in records)
+    assert set(calls) == {p.id for p in problems[2:]}  # the first two were not replayed
+    assert len(out.read_text().splitlines()) == 6
+    again = runner(probe, sandbox).run(plan_episodes(problems), out)
+    assert again == records and len(out.read_text().splitlines()) == 6
+
+
+def test_failing_episodes_are_recorded_and_retried_on_resume(sandbox, tmp_path: Path) -> None:
+    problems = SAMPLE[:4]
+    good = recorded_policy(problems)
+    missing = ReplayPolicy({k: v for k, v in good.turns.items() if k[0] != problems[1].id})
+    broken = BrokenPolicy(missing, broken_id=problems[2].id)
+    out = tmp_path / "episodes.jsonl"
+    records = runner(broken, sandbox).run(plan_episodes(problems), out)
+    status = {r["problem_id"]: (r["status"], r["error"]) for r in records}
+    assert status[problems[0].id] == ("ok", None)
+    assert status[problems[1].id][0] == "error" and "no recorded turns" in status[problems[1].id][1]
+    assert status[problems[2].id] == ("error", "ZeroDivisionError: a bug in the policy")
+    assert status[problems[3].id] == ("ok", None)
+    assert all(not r["correct"] for r in records if r["status"] == "error")
+    # Rerunning with a working policy redoes only the failed episodes; the last record wins.
+    records = runner(good, sandbox).run(plan_episodes(problems), out)
+    assert all(r["status"] == "ok" and r["correct"] for r in records)
+    assert len(out.read_text().splitlines()) == 6
+    assert all(r["status"] == "ok" for r in read_records(out).values())
+
+
+def test_replay_that_runs_out_of_turns_is_a_policy_error(sandbox) -> None:
+    problem = SAMPLE[0]
+    only_code = ReplayPolicy({(problem.id, 0): reference_turns(problem)[:1]})
+    (record,) = runner(only_code, sandbox).run(plan_episodes([problem]))
+    assert record["status"] == "error" and "has 1 turn(s)" in record["error"]
+    assert record["turns"] == 1  # the first turn was played and is in the record
+
+
+def test_chat_rendering_and_direct_protocol_through_the_runner(sandbox) -> None:
+    problem = SAMPLE[4]
+    code = problem.meta["reference_code"]
+    direct = ReplayPolicy({(problem.id, 0): [f"Model...\n```python\n{code}\n```\n"]})
+    (record,) = RolloutRunner(
+        direct, env_kwargs={"sandbox": sandbox, "protocol": "direct"}, progress=False
+    ).run(plan_episodes([problem]))
+    assert record["correct"] and record["protocol"] == "direct" and record["turns"] == 1
+    (record,) = RolloutRunner(
+        recorded_policy([problem]),
+        env_kwargs={"sandbox": sandbox, "rendering": "chat"},
+        progress=False,
+    ).run(plan_episodes([problem]))
+    assert record["correct"] and record["rendering"] == "chat"
+    assert [m["role"] for m in record["messages"]][-2:] == ["user", "assistant"]
+
+
+def test_runner_rejects_bad_settings() -> None:
+    policy = ReplayPolicy({})
+    with pytest.raises(ValueError, match="concurrency"):
+        RolloutRunner(policy, concurrency=0)
+    with pytest.raises(ValueError, match="must not set 'problems'"):
+        RolloutRunner(policy, env_kwargs={"problems": []})
+    spec = plan_episodes(SAMPLE[:1])[0]
+    with pytest.raises(ValueError, match="repeats"):
+        RolloutRunner(policy, progress=False).run([spec, spec])
+
+
+# ----------------------------------------------------------------------- replay files
+def write_jsonl(path: Path, rows: list[Mapping[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def test_replay_reads_every_documented_line_format(sandbox, tmp_path: Path) -> None:
+    a, b, c = SAMPLE[:3]
+    ta, tb, tc = (reference_turns(p) for p in (a, b, c))
+    rows = [
+        {"problem_id": a.id, "turns": ta},
+        {"problem_id": b.id, "sample": 0, "turn": 1, "text": tb[1]},
+        {"problem_id": b.id, "sample": 0, "turn": 0, "text": tb[0]},
+    ]
+    path = write_jsonl(tmp_path / "turns.jsonl", rows)
+    first_run = tmp_path / "run.jsonl"
+    replay = ReplayPolicy.from_jsonl(path)
+    assert replay.turns[(b.id, 0)] == tb  # ordered by "turn", not by line
+    records = runner(replay, sandbox).run(plan_episodes([a, b]), first_run)
+    assert all(r["correct"] for r in records)
+    # A run's own episode records replay too (re-grading without the model).
+    write_jsonl(path, [{"problem_id": c.id, "sample": 0, "turns": tc}])
+    again = ReplayPolicy.from_jsonl(first_run)
+    assert again.turns[(a.id, 0)] == ta and again.turns[(b.id, 0)] == tb
+
+
+@pytest.mark.parametrize(
+    "line",
+    ['{"turns": ["x"]}', '{"problem_id": "p", "turns": "not a list"}', "{not json"],
+)
+def test_replay_rejects_unreadable_lines_with_the_line_number(tmp_path: Path, line: str) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"problem_id": "ok", "turns": ["a"]}\n' + line + "\n")
+    with pytest.raises(ValueError, match=r"bad\.jsonl:2: not a replay line"):
+        ReplayPolicy.from_jsonl(path)
+
+
+def test_replay_from_problem_meta_needs_the_field() -> None:
+    with pytest.raises(ValueError, match="no problem has a 'nope' field"):
+        ReplayPolicy.from_problem_meta(SAMPLE, "nope")
+    replay = ReplayPolicy.from_problem_meta(SAMPLE, "reference_code", label="refs")
+    assert replay.turns[(SAMPLE[0].id, 0)] == [SAMPLE[0].meta["reference_code"]]
+    assert replay.describe()["model"] == "refs"
+
+
+def test_replay_without_an_episode_key_fails_clearly() -> None:
+    with pytest.raises(PolicyError, match="needs the episode key"):
+        asyncio.run(ReplayPolicy({}).act([], rendering="inline", stop_sequences=[]))
+
+
+def test_truncated_last_line_of_a_crashed_run_is_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "episodes.jsonl"
+    good = {"problem_id": "p", "sample": 0, "status": "ok"}
+    path.write_text(json.dumps(good) + "\n" + '{"problem_id": "q", "sam')
+    assert read_records(path) == {("p", 0): good}
