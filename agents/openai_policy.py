@@ -173,6 +173,10 @@ class OpenAIPolicy(Policy):
         }
         body.update(self.sampling_fields(stop_sequences, seed))
         body.pop("chat_template_kwargs", None)
+        if self._tokenizer is not None:
+            # The chat template already wrote the special tokens (BOS included); vLLM's
+            # /completions would add a second BOS by default.
+            body.setdefault("add_special_tokens", False)
         return body
 
     # ----------------------------------------------------------------- the policy

@@ -1,0 +1,1 @@
+"""Helpers for the tests that need a separate ML environment (vLLM CPU, torch, transformers)."""
