@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     from importlib.metadata import PackageNotFoundError, version
 
     from agents.records import read_records
-    from or_env.problems import load_problems
+    from or_env.problems import DatasetError, load_problems
 
     parser = argparse.ArgumentParser(prog="python -m agents.fidelity", description=main.__doc__)
     parser.add_argument("run_dir", help="the --out folder of an `or-env eval --replay orlm` run")
@@ -192,7 +192,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     records = list(read_records(f"{args.run_dir}/episodes.jsonl").values())
     names = sorted({str(r["benchmark"]) for r in records})
-    problems = [p for n in names for p in load_problems(n, version="orlm-hf", path=args.data_dir)]
+    try:
+        problems = [
+            p for n in names for p in load_problems(n, version="orlm-hf", path=args.data_dir)
+        ]
+    except DatasetError as exc:
+        parser.error(str(exc))
     try:
         copt = version("coptpy")
     except PackageNotFoundError:
