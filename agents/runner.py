@@ -13,11 +13,18 @@ missing) or any other exception is recorded with `status="error"` and the messag
 
 Record fields: `schema`, `problem_id`, `benchmark`, `version`, `sample`, `seed`, `status`
 ("ok" | "error"), `error`, `reward`, `correct`, `answer`, `ground_truth`, `grade`,
-`termination_reason`, `turns` (policy turns), `executions`, `messages` (the whole transcript,
-each message with its `source`: env, policy or intervener), `steps` (per turn: action kind,
-policy latency, env seconds, tokens, finish reason, attempts, reasoning, execution status),
+`termination_reason`, `turns` (policy turns in the final transcript), `generated_turns` (every
+turn generated, also those a wrapper's rewind dropped), `executions`, `messages` (the whole
+transcript, each message with its `source`: env, policy or intervener), `steps` (per generated
+turn: action kind, policy latency, env seconds, tokens, finish reason, attempts, reasoning,
+execution status, `rewound_to`),
 `tokens` (prompt and completion totals), `timings` (wall, policy and env seconds, start
-time), `protocol`, `rendering`, `tolerance`, `policy` (the policy's `describe()`).
+time), `protocol`, `rendering`, `tolerance`, `policy` (the policy's `describe()`), and any
+fields the env adds through a `record_fields()` method (a wrapper's bookkeeping, e.g. `calm`).
+
+Every request is built from the env's transcript (`env.unwrapped.transcript`), never from the
+returned observation, so a wrapper that rewinds the env and inserts text (CALM) is honoured:
+the next turn continues from the rewound transcript.
 """
 
 from __future__ import annotations
@@ -203,7 +210,7 @@ class RolloutRunner:
         if status == "error":
             reason = "error"
             logger.warning("episode %s sample %d: %s", spec.problem.id, spec.sample, error)
-        return {
+        record = {
             "schema": SCHEMA_VERSION,
             "problem_id": spec.problem.id,
             "benchmark": spec.problem.benchmark,
@@ -218,7 +225,10 @@ class RolloutRunner:
             "ground_truth": spec.problem.answer,
             "grade": info.get("grade"),
             "termination_reason": reason,
-            "turns": len(steps),
+            # After a wrapper's rewind (CALM) the transcript holds fewer turns than were
+            # generated: `turns` counts the transcript's, `generated_turns` every request.
+            "turns": inner.turn,
+            "generated_turns": len(steps),
             "executions": inner.executions,
             "messages": inner.transcript.to_dicts(),
             "steps": steps,
@@ -234,6 +244,12 @@ class RolloutRunner:
             "tolerance": _tolerance_name(inner.tolerance),
             "policy": self.policy.describe(),
         }
+        # A wrapper may add its own fields (e.g. CALM's interventions), never replace ours.
+        record_fields = getattr(env, "record_fields", None)
+        if callable(record_fields):
+            for name, value in record_fields().items():
+                record.setdefault(name, value)
+        return record
 
     def _make_env(self, spec: EpisodeSpec) -> Any:
         if self.env_factory is not None:
@@ -256,6 +272,8 @@ def _step_record(turn: PolicyTurn, info: dict[str, Any], env_s: float) -> dict[s
         "attempts": turn.attempts,
         "reasoning": turn.reasoning,
         "execution": execution,
+        # Set when a wrapper rewound the env after this turn (the turn it went back to).
+        "rewound_to": info.get("rewound_to"),
     }
 
 

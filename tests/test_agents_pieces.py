@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
-import importlib.util
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -94,11 +94,23 @@ def test_missing_package_error_says_what_to_install() -> None:
     ],
 )
 def test_in_process_backends_fail_clearly_without_their_packages(module, cls, package) -> None:
-    if importlib.util.find_spec(package) is not None:
-        pytest.skip(f"{package} is installed")
-    backend = getattr(importlib.import_module(module), cls)
-    with pytest.raises(MissingPackageError, match=f"pip install {package}"):
-        backend("some-model")
+    # A fresh interpreter in which the package cannot be imported (a None entry in
+    # sys.modules makes `import` raise ImportError), whether or not it is installed here.
+    program = (
+        "import sys\n"
+        f"sys.modules[{package!r}] = None\n"
+        "from agents.templating import MissingPackageError\n"
+        f"from {module} import {cls}\n"
+        "try:\n"
+        f"    {cls}('some-model')\n"
+        "except MissingPackageError as exc:\n"
+        "    print('MISSING:', exc)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"pip install {package}" in result.stdout
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,145 @@
+"""Exporting kept (golden) trajectories: verl multi-turn SFT parquet and JSONL with provenance.
+
+verl 0.9.1's `MultiTurnSFTDataset` (`verl.utils.dataset.multiturn_sft_dataset`) reads a
+`messages` column (`data.messages_key`), each row a list of `{"role", "content"}` dicts, and
+tokenizes every message on its own with the chat template. Its loss mask goes by role only:
+assistant messages are trained (minus the generation prompt), every other role is context.
+It has no per-message or per-span loss flag. So where a hint or an execution output should
+stay out of the loss, it must be a message of its own with a non-assistant role. Two layouts:
+
+- "split" (default): the policy's text is assistant messages; every execution output,
+  format message and hint is a user message of its own, so hints are context and out of the
+  loss. This is exactly the env's chat rendering; for an inline-rendered run it splits the
+  continued assistant turn at each output and hint.
+- "rendered": the chat exactly as the reasoner saw it (`Transcript.as_chat()`). With the
+  inline rendering, outputs and hints sit inside assistant messages and verl trains on them
+  too (the format cannot mask them); with the chat rendering it equals "split".
+
+No `tools` column is written: code runs from fenced blocks in the text, not tool calls.
+For Qwen3-family chat templates, which drop earlier `<think>` blocks, train with
+`data.ignore_input_ids_mismatch=True` (verl checks the per-message tokenization against the
+whole conversation).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from or_env.transcript import Transcript
+
+LAYOUTS = ("split", "rendered")
+# Columns besides `messages`: scalars verl ignores, kept for filtering and tracing.
+_PROVENANCE_COLUMNS = ("data_source", "problem_id", "sample", "interventions")
+
+
+def sft_messages(messages: Sequence[Mapping[str, Any]], layout: str = "split") -> list[dict]:
+    """Role/content messages for SFT from a transcript's message dicts (see the module doc)."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    if layout == "rendered":
+        transcript = Transcript()
+        for m in messages:
+            transcript.append(m["role"], m["content"], m.get("source", "env"), m.get("turn", 0))
+        return transcript.as_chat()
+    out: list[dict[str, str]] = []
+    for m in messages:
+        source, turn = m.get("source", "env"), int(m.get("turn", 0))
+        if turn == 0 and source == "env":
+            role = m["role"]  # the system prompt and the problem statement
+        elif source == "policy":
+            role = "assistant"
+        else:
+            role = "user"  # execution output, format feedback, a hint: context, not trained
+        if out and role == "assistant" and out[-1]["role"] == "assistant":
+            out[-1]["content"] += m["content"]
+        else:
+            out.append({"role": role, "content": m["content"]})
+    return out
+
+
+def sft_row(record: Mapping[str, Any], layout: str = "split") -> dict[str, Any]:
+    """One parquet row for an episode record."""
+    calm = record.get("calm") or {}
+    return {
+        "messages": sft_messages(record["messages"], layout),
+        "data_source": f"or_env/{record.get('benchmark')}",
+        "problem_id": str(record["problem_id"]),
+        "sample": int(record["sample"]),
+        "interventions": len(calm.get("interventions") or []),
+    }
+
+
+def write_sft_parquet(
+    records: Iterable[Mapping[str, Any]], path: str | Path, layout: str = "split"
+) -> int:
+    """Write the SFT parquet (verl's multi-turn format); returns the number of rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [sft_row(record, layout) for record in records]
+    message = pa.struct([("role", pa.string()), ("content", pa.string())])
+    schema = pa.schema(
+        [
+            ("messages", pa.list_(message)),
+            ("data_source", pa.string()),
+            ("problem_id", pa.string()),
+            ("sample", pa.int64()),
+            ("interventions", pa.int64()),
+        ]
+    )
+    columns = {"messages": [r["messages"] for r in rows]}
+    columns.update({name: [r[name] for r in rows] for name in _PROVENANCE_COLUMNS})
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(columns, schema=schema), path)
+    return len(rows)
+
+
+def provenance_row(
+    record: Mapping[str, Any], layout: str, context: Mapping[str, Any]
+) -> dict[str, Any]:
+    """A JSONL row: the trajectory with sources, its SFT messages, and where it came from."""
+    calm = record.get("calm") or {}
+    return {
+        "problem_id": record["problem_id"],
+        "benchmark": record.get("benchmark"),
+        "version": record.get("version"),
+        "sample": record["sample"],
+        "seed": record.get("seed"),
+        "ground_truth": record.get("ground_truth"),
+        "answer": record.get("answer"),
+        "correct": record.get("correct"),
+        "termination_reason": record.get("termination_reason"),
+        "turns": record.get("turns"),
+        "generated_turns": record.get("generated_turns"),
+        "executions": record.get("executions"),
+        "messages": record["messages"],
+        "sft_layout": layout,
+        "sft_messages": sft_messages(record["messages"], layout),
+        "calm": calm,
+        "reasoner": record.get("policy"),
+        "tokens": record.get("tokens"),
+        "started_at": (record.get("timings") or {}).get("started_at"),
+        **dict(context),
+    }
+
+
+def write_provenance_jsonl(
+    records: Iterable[Mapping[str, Any]],
+    path: str | Path,
+    layout: str = "split",
+    context: Mapping[str, Any] | None = None,
+) -> int:
+    """Write one provenance row per record (replacing the file); returns the count."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with path.open("w", encoding="utf-8") as handle:
+        for record in records:
+            row = provenance_row(record, layout, context or {})
+            handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+            count += 1
+    return count
