@@ -8,7 +8,13 @@ path. The request:
 - agent_loop_config: the agent-loop yaml; prompt_length, response_length;
 - server: "scripted" or "vllm";
 - scripts (scripted only): {question: [turn text, ...]}: what the scripted token server
-  answers, turn after turn, for the prompt that holds that question.
+  answers, turn after turn, for the prompt that holds that question;
+- turn_tokens (vllm only, optional): a cap on each call's `max_tokens`. A random model
+  never ends its turn by itself, so without the cap its first turn fills the whole
+  response budget; with it, turns end early and the env answers each with feedback, which
+  puts observation tokens between the model's turns;
+- overrides (optional): more Hydra overrides of verl's `ppo_trainer` config, e.g.
+  `actor_rollout_ref.rollout.temperature=0` for greedy, repeatable generations.
 
 The scripted token server is a stand-in for verl's server manager with the same call
 (`generate(request_id, *, prompt_ids, sampling_params) -> TokenOutput`): it encodes the next
@@ -64,14 +70,18 @@ class ScriptedTokenServer:
 class VLLMTokenServer:
     """verl's server-manager call over a real vLLM `AsyncLLM` (the CPU build)."""
 
-    def __init__(self, model: str, max_model_len: int) -> None:
+    def __init__(self, model: str, max_model_len: int, turn_tokens: int | None = None) -> None:
+        # vLLM's CPU backend reserves its KV cache up front (default 4 GiB); the tiny model
+        # needs a sliver of that. Read by the engine core, which inherits this environment.
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
         args = AsyncEngineArgs(
             model=model, dtype="float32", max_model_len=max_model_len, enforce_eager=True
         )
-        self.engine = AsyncLLM.from_engine_args(args)
+        self.engine: Any = AsyncLLM.from_engine_args(args)
+        self.turn_tokens = turn_tokens
         self.calls: list[dict[str, Any]] = []
 
     async def generate(self, request_id: str, *, prompt_ids: list[int], sampling_params, **kw):
@@ -80,6 +90,8 @@ class VLLMTokenServer:
 
         params = dict(sampling_params)
         params["logprobs"] = 0 if params.pop("logprobs", False) else None  # as verl's server
+        if self.turn_tokens is not None:
+            params["max_tokens"] = min(params["max_tokens"], self.turn_tokens)
         sp = SamplingParams(**params)
         final = None
         call_id = f"{request_id}-{len(self.calls)}"  # vLLM wants unique ids per request
@@ -97,13 +109,18 @@ class VLLMTokenServer:
                 "request_id": request_id,
                 "prompt_ids": list(prompt_ids),
                 "token_ids": ids,
+                "log_probs": logprobs,
+                "finish_reason": completion.finish_reason,
                 "sampling_params": {k: v for k, v in sampling_params.items() if k != "seed"},
             }
         )
         return TokenOutput(token_ids=ids, log_probs=logprobs)
 
     def shutdown(self) -> None:
-        self.engine.shutdown()
+        """Stop the engine core process now (not at interpreter exit, when it cannot)."""
+        if self.engine is not None:
+            self.engine.shutdown()
+            self.engine = None
 
 
 def compose_config(request: dict[str, Any]) -> Any:
@@ -121,6 +138,7 @@ def compose_config(request: dict[str, Any]) -> Any:
         "actor_rollout_ref.rollout.calculate_log_probs=True",
         f"actor_rollout_ref.rollout.agent.agent_loop_config_path={request['agent_loop_config']}",
         "actor_rollout_ref.rollout.agent.default_agent_loop=single_turn_agent",
+        *request.get("overrides", []),
     ]
     with initialize_config_dir(config_dir=config_dir, version_base=None):
         return compose(config_name="ppo_trainer", overrides=overrides)
@@ -139,7 +157,9 @@ async def rollout(request: dict[str, Any]) -> dict[str, Any]:
         server: Any = ScriptedTokenServer(tokenizer, request["scripts"])
     else:
         server = VLLMTokenServer(
-            request["model"], request["prompt_length"] + request["response_length"]
+            request["model"],
+            request["prompt_length"] + request["response_length"],
+            request.get("turn_tokens"),
         )
     try:
         dataset = RLHFDataset(request["parquet"], tokenizer, config.data)
