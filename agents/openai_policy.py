@@ -38,7 +38,7 @@ from agents.policy import (
     PolicyTurn,
     chat_messages,
     continues_assistant,
-    policy_turn_count,
+    turn_seed,
 )
 from agents.reasoning import REASONING_MODES, action_from_response
 from agents.retry import Backoff, is_retryable_status, retry_after_seconds
@@ -189,9 +189,7 @@ class OpenAIPolicy(Policy):
         episode: EpisodeKey | None = None,
     ) -> PolicyTurn:
         chat = chat_messages(messages)
-        seed = None
-        if self.seed_requests and episode is not None and episode.seed is not None:
-            seed = (episode.seed * 1_000_003 + policy_turn_count(messages)) % 2**31
+        seed = turn_seed(episode, messages) if self.seed_requests else None
         if self.api == "chat":
             path, body = "/chat/completions", self.chat_request(chat, stop_sequences, seed)
         else:

@@ -135,3 +135,13 @@ def continues_assistant(chat: Sequence[Mapping[str, str]]) -> bool:
 def policy_turn_count(messages: Sequence[Message | Mapping[str, Any]]) -> int:
     """How many policy-written messages the transcript holds (the index of the next turn)."""
     return sum(1 for m in map(_as_message, messages) if m.source == "policy")
+
+
+def turn_seed(
+    episode: EpisodeKey | None, messages: Sequence[Message | Mapping[str, Any]]
+) -> int | None:
+    """A sampling seed for the next turn: fixed per (episode seed, turn index), so a rerun
+    of an episode asks for the same samples, and a rewound turn is sampled anew."""
+    if episode is None or episode.seed is None:
+        return None
+    return (episode.seed * 1_000_003 + policy_turn_count(messages)) % 2**31

@@ -23,7 +23,7 @@ from agents.policy import (
     Policy,
     PolicyTurn,
     chat_messages,
-    policy_turn_count,
+    turn_seed,
 )
 from agents.reasoning import split_think
 from agents.templating import render_prompt, require
@@ -102,9 +102,7 @@ class VLLMPolicy(Policy):
     ) -> PolicyTurn:
         chat = chat_messages(messages)
         prompt = render_prompt(chat, self.tokenizer, self.chat_template_kwargs)
-        seed = None
-        if episode is not None and episode.seed is not None:
-            seed = (episode.seed * 1_000_003 + policy_turn_count(messages)) % 2**31
+        seed = turn_seed(episode, messages)
         start = time.perf_counter()
         output = await self._batcher.submit(_Request(prompt, tuple(stop_sequences), seed))
         completion = output.outputs[0]

@@ -40,7 +40,7 @@ PROGRAMS = {
 }
 
 
-def _cold_runner(python: str) -> Callable[[str], tuple[str, bool]]:
+def cold_runner(python: str) -> Callable[[str], tuple[str, bool]]:
     # Same thread settings as the workers give their programs, so the comparison is fair.
     env = worker_environment({"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"})
 
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     rows = []
-    cold = _cold_runner(args.python)
+    cold = cold_runner(args.python)
     for c in (1, 2):
         with LocalSandbox(workers=c, python=args.python) as box:
             box.start()

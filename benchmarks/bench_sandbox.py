@@ -27,29 +27,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from bench_local_sandbox import PROGRAMS, cold_runner  # same programs, same cold baseline
+
 from or_env.sandbox.containers import docker_cli_env
 from or_env.sandbox.docker import ContainerSpec, DockerSandbox, default_image, docker_usable
 from or_env.sandbox.local import LocalSandbox
-from or_env.sandbox.worker_client import worker_environment
 
-PROGRAMS = {
-    "print(1)": ("print(1)", "1"),
-    "pulp LP (HiGHS)": (
-        "import pulp\n"
-        "m = pulp.LpProblem('bench', pulp.LpMaximize)\n"
-        "x = pulp.LpVariable('x', lowBound=0)\n"
-        "y = pulp.LpVariable('y', lowBound=0)\n"
-        "m += 3 * x + 2 * y\n"
-        "m += x + y <= 4\n"
-        "m += x + 3 * y <= 6\n"
-        "m += x <= 3\n"
-        "m.solve(pulp.HiGHS(msg=0))\n"
-        "print(pulp.value(m.objective))\n",
-        "11.0",
-    ),
-}
 LP = PROGRAMS["pulp LP (HiGHS)"][0]
-THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
 Runner = Callable[[str], tuple[str, bool]]
 
 
@@ -60,18 +44,6 @@ def _sandbox_runner(box) -> Runner:
     def run(code: str) -> tuple[str, bool]:
         r = box.run(code, timeout=60)
         return r.stdout, r.ok
-
-    return run
-
-
-def _cold_runner(python: str) -> Runner:
-    env = worker_environment(THREAD_ENV)
-
-    def run(code: str) -> tuple[str, bool]:
-        proc = subprocess.run(
-            [python, "-"], input=code, capture_output=True, text=True, env=env, timeout=60
-        )
-        return proc.stdout, proc.returncode == 0
 
     return run
 
@@ -315,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         with LocalSandbox(workers=c, python=args.python) as box:
             box.start()
             add("local pool", _sandbox_runner(box), args.n, c)
-        add("cold python", _cold_runner(args.python), cold_n, c)
+        add("cold python", cold_runner(args.python), cold_n, c)
         add("docker run", _docker_run_runner(image), run_n, c)
 
     extra["start_cost"] = start_cost(image, 5)
