@@ -201,7 +201,7 @@ ctx="$(mktemp -d /tmp/or-env-context.XXXXXX)"
 trap 'rm -rf "$ctx"' EXIT
 mkdir -p "$ctx/sandbox_image" "$ctx/or_env/sandbox"
 cp "$here/Dockerfile" "$here/requirements.txt" "$ctx/sandbox_image/"
-cp "$root/or_env/sandbox/worker.py" "$ctx/or_env/sandbox/"
+cp "$root/or_env/sandbox/worker.py" "$root/or_env/sandbox/confine.py" "$ctx/or_env/sandbox/"
 mkdir -p "$ctx/sandbox_image/wheels"
 # Hard links when the cache is on the same file system, copies otherwise.
 cp -l "$wheels"/*.whl "$ctx/sandbox_image/wheels/" 2>/dev/null \

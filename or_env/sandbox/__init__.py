@@ -7,8 +7,11 @@ image exists, else the local backend (weaker isolation; it logs a warning saying
 from __future__ import annotations
 
 import atexit
+import contextlib
+import json
 import logging
 import threading
+import weakref
 from typing import Any
 
 from or_env.sandbox.base import ExecResult, Sandbox, SandboxBase
@@ -17,7 +20,16 @@ logger = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "local", "docker")
 
-__all__ = ["BACKENDS", "ExecResult", "Sandbox", "SandboxBase", "make_sandbox", "shared_sandbox"]
+__all__ = [
+    "BACKENDS",
+    "ExecResult",
+    "Sandbox",
+    "SandboxBase",
+    "UnisolatedSandboxError",
+    "make_sandbox",
+    "require_isolation",
+    "shared_sandbox",
+]
 
 
 def resolve_backend(kind: str) -> tuple[str, str]:
@@ -48,7 +60,7 @@ def make_sandbox(kind: str = "auto", **options: Any) -> Sandbox:
     return LocalSandbox(**options)
 
 
-_shared: dict[tuple[str, tuple[tuple[str, Any], ...]], Sandbox] = {}
+_shared: dict[tuple[str, str], Sandbox] = {}
 _shared_lock = threading.Lock()
 
 
@@ -59,7 +71,8 @@ def shared_sandbox(kind: str = "auto", **options: Any) -> Sandbox:
     then share one pool of warm workers sized to the machine instead of starting one
     pool each. Shared sandboxes are closed when the interpreter exits.
     """
-    key = (kind, tuple(sorted(options.items())))
+    # Options may hold lists and mappings (a YAML config's `extra_env`): key by their JSON.
+    key = (kind, json.dumps(options, sort_keys=True, default=repr))
     with _shared_lock:
         sandbox = _shared.get(key)
         if sandbox is None:
@@ -80,3 +93,39 @@ def close_shared_sandboxes() -> None:
             sandbox.close()
         except Exception:  # closing is best effort at exit
             logger.exception("closing sandbox %s failed", sandbox)
+
+
+class UnisolatedSandboxError(RuntimeError):
+    """A sandbox without real isolation was about to run a training workload."""
+
+
+_verified: weakref.WeakSet = weakref.WeakSet()
+
+
+def require_isolation(sandbox: Sandbox, *, allow_unisolated: bool = False) -> None:
+    """Refuse a local sandbox whose workers got no namespaces, unless told otherwise.
+
+    Without namespaces a program shares the host's network, /tmp and IPC with every
+    other execution and can read ground truths: an RL learner will find that and train
+    on it. Docker sandboxes and local ones with namespaces pass; the first call starts a
+    worker to find out, later calls cost nothing.
+    """
+    if allow_unisolated or sandbox in _verified:
+        return
+    from or_env.sandbox.local import LocalSandbox
+
+    inner = getattr(sandbox, "inner", sandbox)  # wrappers that time or count executions
+    if isinstance(inner, LocalSandbox):
+        if inner.isolation is None:
+            inner.run("pass")
+        mode = inner.isolation
+        if mode is None or not mode.startswith("namespaces"):
+            raise UnisolatedSandboxError(
+                f"the local sandbox runs without Linux namespaces (isolation {mode!r}): "
+                "programs could read ground truths and leave state for later episodes. "
+                "Use sandbox='docker', or run where user namespaces are allowed "
+                "(sysctl user.max_user_namespaces > 0, kernel.unprivileged_userns_clone=1), "
+                "or pass allow_unisolated=True if you accept that"
+            )
+    with contextlib.suppress(TypeError):
+        _verified.add(sandbox)

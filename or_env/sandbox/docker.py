@@ -84,7 +84,12 @@ class ContainerSpec:
     shm_mb: int = 64
     fsize_mb: int = 64
     nofile: int = 1024
-    user: str = "1000:1000"
+    # The worker runs as root with only the capabilities it needs to hand each program to
+    # the image's unprivileged user (uid 1000, which owns nothing the worker needs) and to
+    # kill and clean up after it; programs keep no capability at all.
+    user: str = "0:0"
+    program_uid: int = 1000
+    tmpfs_inodes: int = 16384
     preload: tuple[str, ...] | None = None
     program_env: tuple[tuple[str, str], ...] = ()
     extra_run_args: tuple[str, ...] = ()
@@ -98,13 +103,15 @@ class ContainerSpec:
             "--pull", "never",
             "--network", "none",
             "--read-only",
-            "--tmpfs", f"/tmp:rw,nosuid,nodev,size={self.tmpfs_mb}m",
+            "--tmpfs", f"/tmp:rw,nosuid,nodev,size={self.tmpfs_mb}m,nr_inodes={self.tmpfs_inodes}",
             "--shm-size", f"{self.shm_mb}m",
             "--memory", mem,
             "--memory-swap", mem,  # equal: no swap, so the memory limit is real
             "--cpus", f"{self.cpus:g}",
             "--pids-limit", str(self.pids_limit),
             "--cap-drop", "ALL",
+            "--cap-add", "SETUID", "--cap-add", "SETGID", "--cap-add", "CHOWN",
+            "--cap-add", "KILL",
             "--security-opt", "no-new-privileges",
             "--user", self.user,
             "--ulimit", f"fsize={fsize}:{fsize}",
@@ -122,8 +129,7 @@ class ContainerSpec:
         args += [*self.extra_run_args, self.image]
         # Appended to the image's entrypoint (the worker with --preload and --reap-all).
         args += ["--wipe", "/tmp", "--wipe", "/dev/shm", "--fsize-mb", str(self.fsize_mb)]
-        # The worker's "not root" warning is expected here: the container is the boundary.
-        args += ["--log-level", "ERROR"]
+        args += ["--uid", str(self.program_uid), "--log-level", "ERROR"]
         if self.preload is not None:
             args += ["--preload", ",".join(self.preload)]
         for key, value in self.program_env:
@@ -229,10 +235,15 @@ class DockerSandbox(SandboxBase):
     Each container runs the sandbox image's fork server as PID 1, with numpy, scipy, pulp
     and highspy already imported; a program is a forked child with a fresh scratch
     directory, a scrubbed environment, RLIMIT_AS (a readable MemoryError), a wall-clock
-    SIGKILL, and an output cap. After each program the server kills every other process
-    in the container and empties /tmp and /dev/shm. The container adds: no network, a
-    read-only root, a small tmpfs, memory = memory+swap, CPU and pid limits, no
-    capabilities, no-new-privileges, an unprivileged user, no log driver.
+    SIGKILL, and an output cap. Programs run as the image's unprivileged user (uid 1000,
+    which owns nothing the server needs) without any capability. After each program the
+    server kills every other process in the container, removes every file, SysV IPC
+    object and POSIX message queue the program left (/tmp, /dev/shm, /dev/mqueue), then
+    checks: free space back, no IPC object left, no memory still held. A container that
+    is not clean is replaced before its next program, never reused dirty. The
+    container adds: no network, a read-only root, a small tmpfs, memory = memory+swap,
+    CPU and pid limits, only the capabilities the server needs (SETUID, SETGID, CHOWN,
+    KILL), no-new-privileges, no log driver.
 
     Concurrency: at most `workers` programs run at once (one per container); more
     callers wait for a free container (`queue_timeout` bounds that wait). `run` is

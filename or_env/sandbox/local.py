@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import subprocess
 import sys
+import time
 import weakref
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 from or_env.sandbox.base import ExecResult, SandboxBase
+from or_env.sandbox.confine import remove_tree
 from or_env.sandbox.pool import WorkerPool, default_pool_size
 from or_env.sandbox.worker import DEFAULT_PRELOAD, DEFAULT_UID_BASE
 from or_env.sandbox.worker_client import (
@@ -24,11 +26,14 @@ from or_env.sandbox.worker_client import (
 logger = logging.getLogger(__name__)
 
 ISOLATION_WARNING = (
-    "LocalSandbox runs programs as processes on this machine: weaker isolation than the "
-    "Docker sandbox (shared kernel and filesystem, the host network is reachable, memory "
-    "is limited per process only). Use it for development and trusted workloads; use the "
-    "Docker backend for untrusted code at scale."
+    "LocalSandbox runs programs as processes on this machine, without Linux namespaces: "
+    "much weaker isolation than the Docker sandbox (programs share the network, /tmp, "
+    "IPC and the process table, and can read whatever this user can read, ground truths "
+    "included). Use it for development only; use the Docker backend, or a kernel that "
+    "allows user namespaces, for training."
 )
+# Cgroup memory on top of `memory_mb`: the preloaded worker itself and the private tmpfs.
+CGROUP_MARGIN_MB = 512
 
 
 class LocalSandbox(SandboxBase):
@@ -41,9 +46,19 @@ class LocalSandbox(SandboxBase):
     When this process runs as root, programs run as a dedicated unprivileged uid per
     worker; otherwise as the current user, which is weaker still (see the worker's log).
 
-    This is weaker isolation than the Docker sandbox: the kernel and the filesystem are
-    shared, the host network is reachable, and memory is bounded per process, not per
-    program. Prefer Docker for untrusted code at scale.
+    Where the kernel allows (as root, or for anyone where unprivileged user namespaces
+    are enabled, as on most current distributions), each worker runs in new user (when
+    not root), mount, PID, IPC and network namespaces: no network, host processes
+    invisible, every mount read-only, the package's data, the benchmark folder
+    (`$OR_ENV_DATA_DIR`), the project tree and the home directory hidden (the Python
+    installation stays visible), and each execution gets fresh tmpfs on /tmp, /var/tmp,
+    /dev/shm and /run/lock and a fresh IPC namespace, so nothing it leaves is seen by the
+    next one. As root a memory cgroup per worker also counts kernel memory (socket
+    buffers, tmpfs). `isolation` says which mode a worker got. Without namespaces
+    (`namespaces=False`, or a kernel that refuses them) isolation is much weaker and a
+    warning says so.
+
+    The kernel is still shared with the host: prefer Docker for untrusted code at scale.
 
     Thread-safe: `run` checks a worker out of the pool per call (blocking while all are
     busy); `arun` does the same on a dedicated thread pool, so it never blocks the event
@@ -65,6 +80,8 @@ class LocalSandbox(SandboxBase):
         fsize_mb: largest file a program may write.
         start_timeout: seconds a worker may take to start (imports included).
         extra_env: variables added to the workers' own environment.
+        namespaces: use Linux namespaces where the kernel allows them (see above).
+        tmpfs_mb: size of each private tmpfs an execution gets (namespaces only).
     """
 
     name = "local"
@@ -83,6 +100,8 @@ class LocalSandbox(SandboxBase):
         fsize_mb: int = 64,
         start_timeout: float = 120.0,
         extra_env: Mapping[str, str] | None = None,
+        namespaces: bool = True,
+        tmpfs_mb: int = 128,
     ) -> None:
         if workers is not None and workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
@@ -99,14 +118,36 @@ class LocalSandbox(SandboxBase):
         self.fsize_mb = fsize_mb
         self.start_timeout = start_timeout
         self.extra_env = dict(extra_env or {})
+        self.namespaces = namespaces
+        self.tmpfs_mb = tmpfs_mb
         self._starter = _LocalWorkers(self)
         self._pool = WorkerPool(self.workers, self._starter.start, label="local sandbox")
         self._finalizer = weakref.finalize(self, self._pool.close)
 
     @property
     def isolation(self) -> str | None:
-        """ "uid" or "session" (see worker.py), known once a worker has started."""
-        return self._starter.isolation
+        """How programs are confined, known once a worker has started.
+
+        "namespaces+uid" (root: namespaces and a sandbox uid), "namespaces" (a user
+        namespace, programs without capabilities), "uid" or "session" (no namespaces:
+        weak; see the warning).
+        """
+        info = self._starter.ready_info
+        return None if info is None else isolation_mode(info)
+
+    @property
+    def isolation_details(self) -> dict[str, object] | None:
+        """What a started worker reported: mode, network, memory limit, hidden paths."""
+        info = self._starter.ready_info
+        if info is None:
+            return None
+        return {
+            "mode": isolation_mode(info),
+            "network": "none" if info.get("namespaces") else "host",
+            "memory_limit": info.get("memory_limit"),
+            "hidden": info.get("hidden", []),
+            "warnings": info.get("warnings", []),
+        }
 
     # ------------------------------------------------------------------ public API
 
@@ -163,13 +204,13 @@ class _LocalWorkers:
         self.fsize_mb = box.fsize_mb
         self.start_timeout = box.start_timeout
         self.extra_env = dict(box.extra_env)
-        self.isolation: str | None = None
+        self.namespaces = box.namespaces
+        self.tmpfs_mb = box.tmpfs_mb
+        self.cgroup_memory_mb = None if box.memory_mb is None else box.memory_mb + CGROUP_MARGIN_MB
+        self.ready_info: dict | None = None
         self._warned = False
 
     def start(self, index: int) -> WorkerProcess:
-        if not self._warned:
-            self._warned = True
-            logger.warning("%s", ISOLATION_WARNING)
         argv = default_worker_argv(
             python=self.python,
             preload=self.preload,
@@ -177,6 +218,10 @@ class _LocalWorkers:
             uid_offset=index % 1000,
             nproc=self.nproc,
             fsize_mb=self.fsize_mb,
+            namespaces=self.namespaces,
+            hide=hidden_paths() if self.namespaces else (),
+            cgroup_memory_mb=self.cgroup_memory_mb,
+            tmpfs_mb=self.tmpfs_mb,
         )
         worker = WorkerProcess(
             argv,
@@ -186,8 +231,36 @@ class _LocalWorkers:
             name=f"local-sandbox-worker-{index}",
         )
         info = worker.start()
-        self.isolation = info.get("isolation")
+        self.ready_info = info
+        if not info.get("namespaces") and not self._warned:
+            self._warned = True
+            logger.warning("%s", ISOLATION_WARNING)
         return worker
+
+
+def isolation_mode(ready_info: Mapping[str, object]) -> str:
+    """The isolation a worker reported in its ready frame, as one word (see LocalSandbox)."""
+    base = str(ready_info.get("isolation"))
+    if ready_info.get("namespaces"):
+        return "namespaces+uid" if base == "uid" else "namespaces"
+    return base
+
+
+def hidden_paths() -> list[str]:
+    """What programs must not read: ground truths and anything near them.
+
+    The package's bundled problems, the benchmark folder, the project tree when the
+    package runs from a source checkout (tests, run folders), and the home directory
+    (API keys, caches of other runs). The worker keeps its Python installation visible.
+    """
+    package = Path(__file__).resolve().parents[1]
+    paths = [package / "data", Path.home()]
+    if (package.parent / "pyproject.toml").exists():
+        paths.append(package.parent)
+    data_dir = os.environ.get("OR_ENV_DATA_DIR")
+    if data_dir:
+        paths.append(Path(data_dir))
+    return [str(p) for p in paths]
 
 
 def clean_after_worker(worker: WorkerProcess) -> None:
@@ -208,4 +281,7 @@ def clean_after_worker(worker: WorkerProcess) -> None:
         )
     scratch = info.get("scratch_root")
     if isinstance(scratch, str) and os.path.basename(scratch).startswith("or-env-sandbox-"):
-        shutil.rmtree(scratch, ignore_errors=True)
+        try:
+            remove_tree(scratch, time.monotonic() + 60)
+        except OSError as exc:
+            logger.warning("could not remove the scratch directory %s: %s", scratch, exc)

@@ -60,7 +60,6 @@ import pwd
 import random  # noqa: F401  (imported here so that it reseeds itself in every forked child)
 import resource
 import select
-import shutil
 import signal
 import stat
 import struct
@@ -69,12 +68,26 @@ import tempfile
 import threading
 import time
 import types
+from collections.abc import Callable
+
+if __package__:
+    from or_env.sandbox import confine
+else:  # run as a script (the sandbox image copies both files side by side)
+    import confine  # type: ignore[no-redef]
 
 PROTOCOL_VERSION = 1
 DEFAULT_PRELOAD = ("numpy", "numpy.random", "pulp", "highspy", "scipy", "scipy.optimize")
 DEFAULT_UID_BASE = 61000
 MAX_FRAME = 64 << 20
 MAIN_FILENAME = "main.py"
+# Since Linux 5.3 the user keyrings belong to the user namespace; before, clearing them
+# inside one would clear the real user's.
+_KEYRINGS_PER_USERNS = tuple(int(x) for x in os.uname().release.split(".")[:2] if x.isdigit()) >= (
+    5,
+    3,
+)
+# Seconds allowed to remove the files and IPC objects a program left (no namespaces).
+CLEAN_BUDGET_S = 2.0
 # Exit status of a child whose sandbox setup failed before the program started.
 SETUP_FAILED = 121
 
@@ -82,8 +95,6 @@ _PR_SET_PDEATHSIG = 1
 _PR_SET_DUMPABLE = 4
 _PR_SET_CHILD_SUBREAPER = 36
 _PR_SET_NO_NEW_PRIVS = 38
-_CLONE_NEWNS = 0x00020000
-_MS_NOSUID, _MS_NODEV, _MS_BIND, _MS_REC, _MS_PRIVATE = 0x2, 0x4, 0x1000, 0x4000, 0x40000
 # Threads of numerical libraries: one per execution keeps per-core capacity predictable,
 # and these must be in the environment before numpy is imported by the server.
 _THREAD_ENV = {
@@ -199,14 +210,9 @@ def _trim_utf8_start(data: bytes) -> bytes:
 # ----------------------------------------------------------------------------- process helpers
 
 
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(None, use_errno=True)
-
-
-def prctl(libc: ctypes.CDLL, option: int, arg: int) -> None:
-    if libc.prctl(option, ctypes.c_ulong(arg), 0, 0, 0) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"prctl({option}): {os.strerror(err)}")
+_libc = confine.libc
+prctl = confine.prctl
+remove_tree = confine.remove_tree
 
 
 def kill_uid(uid: int) -> None:
@@ -292,22 +298,6 @@ def _read_available(fd: int, sink: Capture, budget: int) -> bool:
     return True
 
 
-def _mount(
-    libc: ctypes.CDLL,
-    src: str | None,
-    target: str,
-    fstype: str | None,
-    flags: int,
-    data: str | None = None,
-) -> None:
-    def enc(v: str | None) -> bytes | None:
-        return None if v is None else v.encode()
-
-    if libc.mount(enc(src), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"mount {src} on {target}: {os.strerror(err)}")
-
-
 def _searchable(st: os.stat_result, uid: int) -> bool:
     if st.st_uid == uid:
         return bool(st.st_mode & 0o100)
@@ -346,21 +336,29 @@ def expose_paths(libc: ctypes.CDLL, paths: list[str], uid: int) -> list[str]:
         if not blocked:
             return covered
         if not covered:
-            if libc.unshare(_CLONE_NEWNS) != 0:
-                err = ctypes.get_errno()
-                raise OSError(err, f"unshare(CLONE_NEWNS): {os.strerror(err)}")
-            _mount(libc, None, "/", None, _MS_REC | _MS_PRIVATE)  # never propagate to the host
+            confine.unshare(libc, confine.CLONE_NEWNS)
+            # never propagate to the host
+            confine.mount(libc, None, "/", None, confine.MS_REC | confine.MS_PRIVATE)
         for parent, names in sorted(blocked.items()):
             fds = {n: os.open(os.path.join(parent, n), os.O_PATH | os.O_CLOEXEC) for n in names}
             try:
-                _mount(libc, "tmpfs", parent, "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=0711,size=64k")
+                confine.mount(
+                    libc,
+                    "tmpfs",
+                    parent,
+                    "tmpfs",
+                    confine.MS_NOSUID | confine.MS_NODEV,
+                    "mode=0711,size=64k",
+                )
                 for name, fd in fds.items():
                     target = os.path.join(parent, name)
                     if stat.S_ISDIR(os.fstat(fd).st_mode):
                         os.mkdir(target, 0o755)
                     else:
                         os.close(os.open(target, os.O_CREAT | os.O_WRONLY, 0o644))
-                    _mount(libc, f"/proc/self/fd/{fd}", target, None, _MS_BIND | _MS_REC)
+                    confine.mount(
+                        libc, f"/proc/self/fd/{fd}", target, None, confine.MS_BIND | confine.MS_REC
+                    )
             finally:
                 for fd in fds.values():
                     os.close(fd)
@@ -406,7 +404,10 @@ def _acquire_uid(base: int, count: int, offset: int, lock_dir: str) -> tuple[int
             continue  # a real account: never run sandboxed code as (or kill) it
         except KeyError:
             pass
-        fd = os.open(os.path.join(lock_dir, f"uid-{uid}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        # Read-only: flock needs no more, and a file open for writing would keep its
+        # mount from being made read-only in the worker's namespace.
+        lock = os.path.join(lock_dir, f"uid-{uid}.lock")
+        fd = os.open(lock, os.O_RDONLY | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -415,43 +416,6 @@ def _acquire_uid(base: int, count: int, offset: int, lock_dir: str) -> tuple[int
         os.set_inheritable(fd, False)
         return uid, fd
     raise SystemExit(f"no free sandbox uid in [{base}, {base + count}); raise --uid-count")
-
-
-def remove_tree(path: str) -> None:
-    """Remove a directory tree the program may have made unwritable; raises OSError if stuck."""
-    try:
-        shutil.rmtree(path)
-        return
-    except FileNotFoundError:
-        return
-    except OSError:
-        pass
-    # Make every directory writable again (never through a symlink), then retry.
-    for dirpath, dirnames, _ in os.walk(path):
-        for name in [".", *dirnames]:
-            full = os.path.join(dirpath, name)
-            if not os.path.islink(full):
-                with contextlib.suppress(OSError):
-                    os.chmod(full, 0o700)
-    shutil.rmtree(path)
-
-
-def _wipe_contents(path: str, keep: str) -> None:
-    try:
-        names = os.listdir(path)
-    except OSError:
-        return
-    for name in names:
-        full = os.path.join(path, name)
-        if os.path.abspath(full) == keep:
-            continue
-        try:
-            if os.path.isdir(full) and not os.path.islink(full):
-                remove_tree(full)
-            else:
-                os.unlink(full)
-        except OSError as exc:
-            log.warning("could not remove %s: %s", full, exc)
 
 
 # ----------------------------------------------------------------------------- the server
@@ -471,6 +435,14 @@ class Server:
         self.fd_limit = min(resource.getrlimit(resource.RLIMIT_NOFILE)[0], 1 << 16)
         self.scratch_root = self.scratch = ""
         self.covered: list[str] = []
+        # Set by main() when the server runs in namespaces of its own (see confine.py):
+        # "root" (as root: programs also drop to a sandbox uid) or "user" (a user
+        # namespace: programs drop every capability instead); None: no namespaces.
+        self.namespaces: str | None = getattr(args, "namespace_mode", None)
+        self.cgroup: tuple[str, str] | None = getattr(args, "cgroup", None)
+        self.hidden: list[str] = []
+        self.baseline: dict[str, int] = {}
+        self.baseline_memory: int | None = None
         self.env_extra = dict(kv.split("=", 1) for kv in args.env)
         # Take the protocol streams private, so that stray prints (from preloaded modules
         # or from a child before it redirects) can never corrupt the frames.
@@ -494,7 +466,9 @@ class Server:
                 )
         else:
             prctl(self.libc, _PR_SET_CHILD_SUBREAPER, 1)  # orphans of a child come back to us
-        if os.geteuid() == 0 and not args.no_drop_privileges:
+        if self.namespaces == "user":
+            pass  # one uid only is mapped: programs give up capabilities instead
+        elif os.geteuid() == 0 and not args.no_drop_privileges:
             if args.uid is not None:
                 self.uid, self.uid_lock = args.uid, None
             else:
@@ -502,12 +476,15 @@ class Server:
                     args.uid_base, args.uid_count, args.uid_offset, args.lock_dir
                 )
             kill_uid(self.uid)  # leftovers of an earlier server that held this uid
-        else:
+        elif not self.namespaces:
             self.warnings.append(
                 "the server is not root (or --no-drop-privileges): programs run as the "
                 "server's own uid, can signal it and other processes of that user, and "
                 "RLIMIT_NPROC is not applied; isolation is weaker"
             )
+        if self.namespaces:
+            self._setup_namespace_view()
+            return
         root = args.scratch_root or tempfile.gettempdir()
         self.scratch_root = tempfile.mkdtemp(prefix="or-env-sandbox-", dir=root)
         # One path, emptied and made afresh for every program: the environment that
@@ -519,21 +496,50 @@ class Server:
         for w in self.warnings:
             log.warning("%s", w)
 
+    def _setup_namespace_view(self) -> None:
+        """The server's own view of the machine: private, read-only, answers hidden.
+
+        Every execution then mounts fresh tmpfs over the writable places in a mount
+        namespace of its own (confine.private_tmp), where its scratch directory lives.
+        """
+        lib = self.libc
+        confine.mount(lib, None, "/", None, confine.MS_REC | confine.MS_PRIVATE)
+        try:
+            confine.mount_fresh_proc(lib)
+        except OSError as exc:
+            self.warnings.append(
+                f"could not mount a private /proc ({exc}): host processes stay visible"
+            )
+        keep = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
+        keep += [os.path.dirname(os.path.realpath(sys.executable))]
+        keep += [p for p in sys.path[1:] if p]
+        self.hidden = confine.hide_paths(lib, list(self.args.hide), keep)
+        if self.uid is not None:
+            self._give_uid_access()
+        refused = confine.make_mounts_readonly(lib)
+        if refused:
+            self.warnings.append(f"these mounts stay writable for programs: {refused}")
+        self.scratch_root = ""  # nothing of ours on the host: each execution has its own tmpfs
+        self.scratch = "/tmp/work"
+
     def _give_uid_access(self) -> None:
         """Let the sandbox uid reach the Python installation (for lazy imports) and scratch."""
         assert self.uid is not None
         exe = sys.executable
         needed = [p for p in sys.path[1:] if p and os.path.isdir(p)]
-        needed += [exe, os.path.realpath(exe), self.scratch_root]
+        needed += [exe, os.path.realpath(exe)]
+        if self.scratch_root:
+            needed.append(self.scratch_root)
         try:
             self.covered = expose_paths(self.libc, needed, self.uid)
         except OSError as exc:
             self.warnings.append(
                 f"could not expose the Python installation to the sandbox uid: {exc}"
             )
-        bad = inaccessible_for(self.uid, needed[:-1]) + inaccessible_for(
-            self.uid, needed[-1:], os.X_OK
-        )
+        readable = needed[:-1] if self.scratch_root else needed
+        bad = inaccessible_for(self.uid, readable)
+        if self.scratch_root:  # the uid must enter it, never list it
+            bad += inaccessible_for(self.uid, [self.scratch_root], os.X_OK)
         if bad:
             self.warnings.append(
                 f"the sandbox uid {self.uid} cannot read {bad}: modules that are not preloaded "
@@ -554,6 +560,8 @@ class Server:
 
     def serve(self) -> None:
         loaded, missing = self.preload()
+        if "highspy" in loaded:
+            _warm_up_highs()
         # From here on the server's own environment is the one programs get: setting it per
         # child costs far more (every touched page is copied after fork).
         os.environ.clear()
@@ -562,6 +570,8 @@ class Server:
         import gc
 
         gc.freeze()  # keep the preloaded objects out of the children's collections (less COW)
+        self.baseline = {p: confine.free_space(p) or 0 for p in self.args.wipe}
+        self.baseline_memory = confine.resident_memory()
         write_frame(
             self.proto_out,
             {
@@ -574,6 +584,9 @@ class Server:
                 "uid": self.uid,
                 "reap_all": bool(self.args.reap_all),
                 "covered": self.covered,
+                "namespaces": self.namespaces,
+                "hidden": self.hidden,
+                "memory_limit": self._memory_limit_text(),
                 "scratch_root": self.scratch_root,
                 "python": sys.version.split()[0],
                 "warnings": self.warnings,
@@ -600,6 +613,13 @@ class Server:
             if resp.get("dirty"):
                 log.error("exiting: %s", resp.get("error"))
                 return
+
+    def _memory_limit_text(self) -> str:
+        parts = []
+        if self.cgroup:
+            parts.append(f"memory cgroup {self.cgroup[0]} ({self.args.cgroup_memory_mb} MiB)")
+        parts.append("RLIMIT_AS per program")
+        return " + ".join(parts)
 
     def _program_env(self) -> dict[str, str]:
         return {
@@ -645,23 +665,13 @@ class Server:
             return {"error": f"bad run request: {type(exc).__name__}: {exc}"}
 
         scratch = self.scratch
-        if os.path.lexists(scratch):  # only after an earlier failure to remove it
-            remove_tree(scratch)
-        os.mkdir(scratch, 0o700)
-        fd = os.open(
-            os.path.join(scratch, MAIN_FILENAME),
-            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-            0o644,
-        )
-        try:
-            os.write(fd, code.encode("utf-8", "surrogatepass"))
-            if self.uid is not None:
-                os.fchown(fd, self.uid, self.uid)
-        finally:
-            os.close(fd)
-        if self.uid is not None:
-            os.chown(scratch, self.uid, self.uid)
+        if not self.namespaces:  # else the execution makes its own, on its own tmpfs
+            try:
+                self._make_scratch(scratch, code)
+            except OSError as exc:
+                return {"error": f"could not prepare the scratch directory: {exc}", "dirty": True}
         as_limit = None if memory_mb is None else _vm_bytes() + (memory_mb << 20)
+        ooms = confine.oom_kills(self.cgroup[1]) if self.cgroup else 0
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         st_r, st_w = os.pipe2(os.O_CLOEXEC)
@@ -671,8 +681,7 @@ class Server:
         except OSError as exc:
             for fd in (out_r, out_w, err_r, err_w, st_r, st_w):
                 os.close(fd)
-            remove_tree(scratch)
-            return {"error": f"could not fork the execution process: {exc}"}
+            return {"error": f"could not fork the execution process: {exc}", "dirty": True}
         if pid == 0:
             self._child(code, scratch, as_limit, out_w, err_w, st_w)  # never returns
         for fd in (out_w, err_w, st_w):
@@ -682,18 +691,68 @@ class Server:
         finally:
             for fd in (out_r, err_r, st_r):
                 os.close(fd)
-        try:
-            try:  # the common case: only our main.py is left
-                os.unlink(os.path.join(scratch, MAIN_FILENAME))
-                os.rmdir(scratch)
-            except OSError:
-                remove_tree(scratch)
-        except OSError as exc:
-            resp["error"] = f"could not remove the scratch directory {scratch}: {exc}"
-            resp["dirty"] = True
-        for path in self.args.wipe:
-            _wipe_contents(path, keep=self.scratch_root)
+        if self.cgroup and confine.oom_kills(self.cgroup[1]) > ooms:
+            resp["stderr"] += (
+                f"\n[killed: the program went over the sandbox's memory limit "
+                f"({self.args.cgroup_memory_mb} MiB, kernel buffers and files in /tmp included)]"
+            )
+        if not self.namespaces and not resp.get("dirty"):
+            # Bounded: past it the worker is replaced (its tmpfs goes with its container)
+            # rather than making the caller wait on, say, 250,000 files being unlinked.
+            budget = min(self.args.cleanup_timeout, CLEAN_BUDGET_S)
+            left = self._clean_state(scratch, time.monotonic() + budget)
+            if left:
+                resp["error"] = (
+                    f"the program left state that could not be removed ({'; '.join(left)}); "
+                    "this worker is exiting and must be replaced"
+                )
+                resp["dirty"] = True
         return resp
+
+    def _make_scratch(self, scratch: str, code: str) -> None:
+        if os.path.lexists(scratch):  # only after an earlier failure to remove it
+            remove_tree(scratch)
+        os.mkdir(scratch, 0o700)
+        _write_main(scratch, code, self.uid)
+        if self.uid is not None:
+            os.chown(scratch, self.uid, self.uid)
+
+    def _clean_state(self, scratch: str, deadline: float) -> list[str]:
+        """Remove what the program left (files, IPC objects), then check; [] when clean.
+
+        Run as the sandbox uid when there is one: it owns whatever the program made, even
+        directories it made unreadable, and the server needs no capability to remove them.
+        """
+
+        # IPC objects are the program's alone only in a container's IPC namespace or under
+        # a dedicated uid: never remove (or count) those of the user running the host.
+        own_ipc = bool(self.args.reap_all)
+
+        def clean() -> None:
+            confine.wipe_contents(scratch, deadline=deadline)
+            for path in self.args.wipe:
+                confine.wipe_contents(path, keep=self.scratch_root, deadline=deadline)
+            if own_ipc or self.uid is not None:
+                confine.remove_ipc_objects()
+
+        try:
+            if self.uid is not None:
+                _run_as(self.uid, clean)
+            else:
+                clean()
+            os.rmdir(scratch)
+        except OSError as exc:
+            return [f"cleanup failed: {exc}"]
+        left = confine.leftover_state(
+            self.args.wipe, self.baseline, keep=self.scratch_root, ipc=own_ipc
+        )
+        if self.args.reap_all and self.baseline_memory is not None:
+            # PID 1 of a container: its cgroup is ours alone, so anything still resident
+            # beyond the server's own memory was left by the program.
+            now = confine.resident_memory()
+            if now is not None and now > self.baseline_memory + (64 << 20):
+                left.append(f"{(now - self.baseline_memory) >> 20} MiB of memory still in use")
+        return left
 
     def _supervise(
         self,
@@ -833,7 +892,7 @@ class Server:
         # Everything here runs after fork, where each first write to a page copies it:
         # raw os calls, no text I/O, nothing that can be done once in the server.
         try:
-            self._child_setup(scratch, as_limit, out_w, err_w, st_w)
+            self._child_setup(code, scratch, as_limit, out_w, err_w, st_w)
         except BaseException as exc:
             with contextlib.suppress(BaseException):
                 os.write(2, f"sandbox setup failed: {type(exc).__name__}: {exc}\n".encode())
@@ -841,7 +900,7 @@ class Server:
         os._exit(_run_program(code))
 
     def _child_setup(
-        self, scratch: str, as_limit: int | None, out_w: int, err_w: int, st_w: int
+        self, code: str, scratch: str, as_limit: int | None, out_w: int, err_w: int, st_w: int
     ) -> None:
         os.setsid()
         # Inherited from the server: while non-dumpable our /proc/self files belong to root.
@@ -865,11 +924,23 @@ class Server:
         fsize = self.args.fsize_mb << 20
         resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if self.namespaces:
+            confine.private_tmp(self.libc, self.args.tmpfs_mb, self.args.tmpfs_inodes)
+            os.mkdir(scratch, 0o700)
+            _write_main(scratch, code, self.uid)
+            if self.uid is not None:
+                os.chown(scratch, self.uid, self.uid)
         if self.uid is not None:
             resource.setrlimit(resource.RLIMIT_NPROC, (self.args.nproc, self.args.nproc))
             os.setgroups([])
             os.setresgid(self.uid, self.uid, self.uid)
             os.setresuid(self.uid, self.uid, self.uid)
+        elif self.namespaces == "user":
+            if confine.userns_rlimits_are_per_namespace():
+                resource.setrlimit(resource.RLIMIT_NPROC, (self.args.nproc, self.args.nproc))
+            confine.drop_capabilities(self.libc)
+        if self.uid is not None or (self.namespaces == "user" and _KEYRINGS_PER_USERNS):
+            confine.clear_keyrings(self.libc)
         prctl(self.libc, _PR_SET_NO_NEW_PRIVS, 1)  # no setuid binaries back to root
         prctl(self.libc, _PR_SET_PDEATHSIG, signal.SIGKILL)  # after setuid, which clears it
         if os.getppid() != self.pid:
@@ -886,6 +957,75 @@ class Server:
             np_random.seed()  # the legacy global RNG is copied by fork; reseed from urandom
         os.write(3, b"R")
         os.close(3)
+
+
+def _write_main(scratch: str, code: str, uid: int | None) -> None:
+    fd = os.open(
+        os.path.join(scratch, MAIN_FILENAME),
+        os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+        0o644,
+    )
+    try:
+        # A lone surrogate is valid in a Python str and must not stop the program here.
+        os.write(fd, code.encode("utf-8", "surrogatepass"))
+        if uid is not None:
+            os.fchown(fd, uid, uid)
+    finally:
+        os.close(fd)
+
+
+def _run_as(uid: int, fn: Callable[[], None]) -> None:
+    """Run `fn` in a helper process that has taken `uid`; raise OSError if it failed."""
+    r, w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            os.setgroups([])
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+            fn()
+            os._exit(0)
+        except BaseException as exc:
+            with contextlib.suppress(BaseException):
+                os.write(w, f"{type(exc).__name__}: {exc}".encode()[:4000])
+            os._exit(1)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        why = f.read().decode("utf-8", "replace")
+    _, status = os.waitpid(pid, 0)
+    if status != 0:
+        raise OSError(why or f"helper as uid {uid} failed ({status})")
+
+
+def _warm_up_highs() -> None:
+    """Solve a trivial model once, output to /dev/null, before any program is forked.
+
+    HiGHS prints its banner ("Running HiGHS ... Copyright") to the C-level stdout at the
+    first solve of a process. Done here, no forked program ever prints it: every
+    execution's output is shorter by those lines (tokens the policy pays for), and
+    results are unchanged.
+    """
+    try:
+        import highspy
+
+        saved = os.dup(1)
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, 1)
+            h = highspy.Highs()
+            h.addVar(0.0, 1.0)
+            h.changeColCost(0, 1.0)
+            h.run()
+            # The solve started HiGHS's worker threads; a forked child would inherit the
+            # scheduler without them and hang in its first parallel (MIP) solve.
+            highspy.Highs.resetGlobalScheduler(True)
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+            os.close(null)
+    except Exception as exc:  # the warm-up is a nicety; a failure must not stop the server
+        log.info("HiGHS warm-up skipped: %s: %s", type(exc).__name__, exc)
 
 
 def _run_program(code: str) -> int:
@@ -1007,6 +1147,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="empty DIR after each execution (e.g. /tmp in a container); repeatable",
     )
     p.add_argument(
+        "--namespaces",
+        action="store_true",
+        help="run in new user (unless root), mount, PID, IPC and network namespaces, each "
+        "execution with private tmpfs and IPC; falls back, with a warning, where the kernel "
+        "refuses",
+    )
+    p.add_argument(
+        "--hide",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="with --namespaces: cover DIR with an empty read-only tmpfs (ground truths, "
+        "the project tree); the Python installation inside it stays visible; repeatable",
+    )
+    p.add_argument(
+        "--cgroup-memory-mb",
+        type=int,
+        default=None,
+        help="root with --namespaces: a memory cgroup of this size for the worker and its "
+        "programs (counts kernel memory that RLIMIT_AS misses)",
+    )
+    p.add_argument("--tmpfs-mb", type=int, default=128, help="size of each private tmpfs")
+    p.add_argument(
+        "--tmpfs-inodes", type=int, default=16384, help="files each private tmpfs may hold"
+    )
+    p.add_argument(
         "--env",
         action="append",
         default=[],
@@ -1039,6 +1205,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _isolate(args: argparse.Namespace) -> str | None:
+    """Enter namespaces (and a memory cgroup) per --namespaces; a warning if not possible.
+
+    On success this returns in the server, which is then PID 1 of its namespace and so
+    also kills everything else there after each execution (--reap-all).
+    """
+    lib = confine.libc()
+    root = os.geteuid() == 0
+    cgroup = None
+    if root and args.cgroup_memory_mb:
+        try:
+            cgroup = confine.join_memory_cgroup(args.cgroup_memory_mb)
+        except OSError as exc:
+            log.warning("no memory cgroup (%s): memory is bounded by RLIMIT_AS only", exc)
+    try:
+        confine.enter_namespaces(lib, cgroup[1] if cgroup else None)
+    except OSError as exc:
+        if cgroup:
+            confine.leave_cgroup(cgroup[1])
+        return (
+            f"the kernel refused new namespaces ({exc}): programs share this machine's "
+            "network, /tmp, IPC and process table, and can read what this user can read; "
+            "use the docker sandbox, or a kernel that allows (unprivileged) user namespaces"
+        )
+    args.namespace_mode = "root" if root else "user"
+    args.cgroup = cgroup
+    args.reap_all = True
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     handler = logging.StreamHandler(sys.stderr)
@@ -1060,7 +1256,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for key, value in _THREAD_ENV.items():
         os.environ.setdefault(key, value)
+    fallback = _isolate(args) if args.namespaces else None
     server = Server(args)
+    if fallback:
+        server.warnings.append(fallback)
 
     def _terminate(signum: int, _frame: object) -> None:
         raise SystemExit(128 + signum)

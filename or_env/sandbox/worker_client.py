@@ -46,6 +46,10 @@ def worker_flags(
     fsize_mb: int | None = None,
     scratch_root: str | None = None,
     wipe: Iterable[str] = (),
+    namespaces: bool = False,
+    hide: Iterable[str] = (),
+    cgroup_memory_mb: int | None = None,
+    tmpfs_mb: int | None = None,
     env: Mapping[str, str] | None = None,
     cleanup_timeout: float | None = None,
     log_level: str | None = None,
@@ -56,12 +60,16 @@ def worker_flags(
         flags.append("--reap-all")
     if no_drop_privileges:
         flags.append("--no-drop-privileges")
+    if namespaces:
+        flags.append("--namespaces")
     for name, value in (
         ("--uid-base", uid_base),
         ("--uid-offset", uid_offset),
         ("--nproc", nproc),
         ("--fsize-mb", fsize_mb),
         ("--scratch-root", scratch_root),
+        ("--cgroup-memory-mb", cgroup_memory_mb),
+        ("--tmpfs-mb", tmpfs_mb),
         ("--cleanup-timeout", cleanup_timeout),
         ("--log-level", log_level),
     ):
@@ -69,6 +77,8 @@ def worker_flags(
             flags += [name, str(value)]
     for path in wipe:
         flags += ["--wipe", path]
+    for path in hide:
+        flags += ["--hide", path]
     for key, value in (env or {}).items():
         flags += ["--env", f"{key}={value}"]
     return flags

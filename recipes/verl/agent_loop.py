@@ -44,7 +44,7 @@ from verl.experimental.agent_loop.agent_loop import (
 
 from or_env.env import ORModelingEnv
 from or_env.problems import Problem
-from or_env.sandbox import Sandbox, shared_sandbox
+from or_env.sandbox import Sandbox, require_isolation, shared_sandbox
 from recipes.verl import AGENT_NAME
 from recipes.verl.data import ROW_ENV_KEYS
 
@@ -83,6 +83,8 @@ class ORModelingAgentLoop(AgentLoopBase):
     Constructor kwargs beyond verl's (from `agent_loop.yaml`):
     - sandbox: the sandbox backend ("auto", "local", "docker");
     - sandbox_options: kwargs of that backend (e.g. {"workers": 8}); one pool per process;
+    - allow_unisolated: train on a local sandbox without namespaces anyway (refused by
+      default: a policy could read ground truths or leave state for later episodes);
     - env_kwargs: `ORModelingEnv` settings for every row (rows may override ROW_ENV_KEYS).
     """
 
@@ -92,6 +94,7 @@ class ORModelingAgentLoop(AgentLoopBase):
         sandbox: str = "auto",
         sandbox_options: Mapping[str, Any] | None = None,
         env_kwargs: Mapping[str, Any] | None = None,
+        allow_unisolated: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -99,6 +102,7 @@ class ORModelingAgentLoop(AgentLoopBase):
         self.response_length = int(self.rollout_config.response_length)
         self.sandbox_kind = sandbox
         self.sandbox_options = dict(sandbox_options or {})
+        self.allow_unisolated = bool(allow_unisolated)
         self.env_kwargs = dict(env_kwargs or {})
         if self.env_kwargs.get("rendering", "inline") != "inline":
             raise ValueError("ORModelingAgentLoop plays the inline rendering only; drop rendering")
@@ -122,6 +126,7 @@ class ORModelingAgentLoop(AgentLoopBase):
         row_kwargs = json.loads(extra_info.get("env_kwargs") or "{}")
         settings = {**self.env_kwargs, **{k: v for k, v in row_kwargs.items() if k in ROW_ENV_KEYS}}
         pool = shared_sandbox(self.sandbox_kind, **self.sandbox_options)
+        require_isolation(pool, allow_unisolated=self.allow_unisolated)
         return ORModelingEnv(problems=[problem], sandbox=_TimedSandbox(pool), **settings)
 
     async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> AgentLoopOutput:

@@ -1,0 +1,123 @@
+"""Confinement mechanisms one by one: iterative cleanup, isolation checks, shared pools.
+
+The attacks themselves, through both backends, are in test_redteam_sandbox.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import pytest
+
+from or_env.sandbox import UnisolatedSandboxError, require_isolation, shared_sandbox
+from or_env.sandbox.confine import CleanupTimeout, remove_tree, wipe_contents
+from or_env.sandbox.local import LocalSandbox, hidden_paths
+
+
+def _deep_tree(root: str, depth: int) -> None:
+    """A chain of `depth` nested directories (deeper than PATH_MAX allows by name)."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _ in range(depth):
+            os.mkdir("d", dir_fd=fd)
+            nxt = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+        os.close(os.open("leaf", os.O_CREAT | os.O_WRONLY, dir_fd=fd))
+        os.fchmod(fd, 0)  # the deepest directory is unreadable, as a program can leave it
+    finally:
+        os.close(fd)
+
+
+def test_remove_tree_handles_depth_unwritable_dirs_and_symlinks(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("must survive")
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    _deep_tree(str(tree), 5000)
+    (tree / "link").symlink_to(outside)
+    locked = tree / "locked"
+    locked.mkdir()
+    (locked / "f").write_text("x")
+    locked.chmod(0)
+    remove_tree(str(tree), time.monotonic() + 60)
+    assert not tree.exists()
+    assert (outside / "keep.txt").read_text() == "must survive"
+
+
+def test_remove_tree_stops_at_its_deadline(tmp_path):
+    tree = tmp_path / "many"
+    tree.mkdir()
+    for i in range(3000):
+        (tree / f"f{i}").touch()
+    with pytest.raises(CleanupTimeout):
+        remove_tree(str(tree), time.monotonic() - 1)
+    remove_tree(str(tree))  # and without a deadline it finishes
+    assert not tree.exists()
+
+
+def test_wipe_contents_spares_the_kept_entry(tmp_path):
+    for name in ("a", "b", "keep"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "f").write_text(name)
+    (tmp_path / "file").write_text("x")
+    wipe_contents(str(tmp_path), keep=str(tmp_path / "keep"))
+    assert sorted(os.listdir(tmp_path)) == ["keep"]
+
+
+def test_hidden_paths_cover_ground_truths(monkeypatch, tmp_path):
+    monkeypatch.setenv("OR_ENV_DATA_DIR", str(tmp_path))
+    paths = hidden_paths()
+    assert str(tmp_path) in paths
+    assert any(p.endswith(os.path.join("or_env", "data")) for p in paths)
+    assert os.path.expanduser("~") in paths
+
+
+def test_unisolated_local_sandbox_is_refused_for_training(caplog):
+    with LocalSandbox(workers=1, namespaces=False, preload=()) as box:
+        with caplog.at_level(logging.WARNING, logger="or_env.sandbox.local"):
+            with pytest.raises(UnisolatedSandboxError, match="allow_unisolated=True"):
+                require_isolation(box)
+        assert box.isolation in ("uid", "session")
+        assert any("without Linux namespaces" in r.getMessage() for r in caplog.records)
+        require_isolation(box, allow_unisolated=True)  # the user's explicit choice
+
+
+def test_namespaced_local_sandbox_is_accepted_and_reports_its_isolation():
+    with LocalSandbox(workers=1, preload=()) as box:
+        require_isolation(box)
+        assert box.isolation in ("namespaces", "namespaces+uid")
+        details = box.isolation_details
+        assert details is not None and details["network"] == "none"
+        if os.geteuid() == 0:
+            assert "memory cgroup" in str(details["memory_limit"])
+
+
+def test_shared_sandbox_accepts_list_and_mapping_options():
+    # What a YAML agent-loop config hands over: lists and mappings, which are unhashable.
+    options = {"workers": 1, "preload": ["json"], "extra_env": {"OR_ENV_TEST": "1"}}
+    first = shared_sandbox("local", **options)
+    assert shared_sandbox("local", **dict(reversed(list(options.items())))) is first
+    assert first.run("print(1)").stdout == "1\n"
+
+
+def test_highs_banner_is_gone_and_mip_solves_after_the_warm_up():
+    code = (
+        "import pulp\n"
+        "m = pulp.LpProblem('m', pulp.LpMaximize)\n"
+        "x = pulp.LpVariable('x', 0, 10, cat='Integer')\n"
+        "y = pulp.LpVariable('y', cat='Binary')\n"
+        "m += 3 * x + 2 * y\n"
+        "m += x + y <= 7.5\n"
+        "m.solve(pulp.HiGHS(msg=False))\n"
+        "print(pulp.value(m.objective))\n"
+    )
+    with LocalSandbox(workers=1) as box:
+        for _ in range(2):  # the second run is forked from the same warm server
+            r = box.run(code, timeout=20)
+            assert r.ok, r
+            assert r.stdout == "21.0\n"
+            assert "Running HiGHS" not in r.stdout + r.stderr
