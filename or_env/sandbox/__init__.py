@@ -14,7 +14,8 @@ import threading
 import weakref
 from typing import Any
 
-from or_env.sandbox.base import ExecResult, Sandbox, SandboxBase
+from or_env.errors import SandboxError
+from or_env.sandbox.base import ExecResult, Sandbox, SandboxBase, SandboxFailure
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ __all__ = [
     "ExecResult",
     "Sandbox",
     "SandboxBase",
+    "SandboxFailure",
     "UnisolatedSandboxError",
     "make_sandbox",
     "require_isolation",
@@ -95,7 +97,7 @@ def close_shared_sandboxes() -> None:
             logger.exception("closing sandbox %s failed", sandbox)
 
 
-class UnisolatedSandboxError(RuntimeError):
+class UnisolatedSandboxError(SandboxError):
     """A sandbox without real isolation was about to run a training workload."""
 
 

@@ -4,7 +4,22 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
+
+
+class SandboxFailure(StrEnum):
+    """Why the sandbox itself (not the program) failed an execution.
+
+    A program's own errors are never failures: they are in stderr with a non-zero exit.
+    """
+
+    START = "start"  # no worker or container could be started
+    LOST = "lost"  # the worker died, hung past the host's deadline or broke the protocol
+    DIRTY = "dirty"  # the program left state that could not be removed: worker replaced
+    REFUSED = "refused"  # the worker rejected the request (bad limits, bad code type)
+    BUSY = "busy"  # no worker became free within the queue timeout
+    CLOSED = "closed"  # the sandbox was closed while the execution was waiting or running
 
 
 @dataclass(frozen=True)
@@ -22,6 +37,8 @@ class ExecResult:
         sandbox_error: set when the sandbox itself failed (worker died, daemon gone);
             the text says what happened and what to do. The program's own errors are
             not sandbox errors: they are in stderr with a non-zero exit code.
+        failure: the kind of that failure, for code that reacts to it (retry on BUSY,
+            count LOST, ...); None exactly when `sandbox_error` is None.
     """
 
     stdout: str
@@ -31,6 +48,11 @@ class ExecResult:
     wall_s: float = 0.0
     truncated: bool = False
     sandbox_error: str | None = None
+    failure: SandboxFailure | None = None
+
+    def __post_init__(self) -> None:
+        if self.sandbox_error is not None and self.failure is None:
+            object.__setattr__(self, "failure", SandboxFailure.LOST)
 
     @property
     def ok(self) -> bool:

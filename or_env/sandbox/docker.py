@@ -19,7 +19,7 @@ import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from or_env.sandbox.base import ExecResult, SandboxBase
+from or_env.sandbox.base import ExecResult, SandboxBase, SandboxFailure
 from or_env.sandbox.containers import (
     CLI_TIMEOUT_S,
     LABEL,
@@ -375,9 +375,11 @@ class DockerSandbox(SandboxBase):
         try:
             worker = self._checkout()
         except WorkerError as exc:
-            return ExecResult("", "", None, sandbox_error=str(exc))
+            return ExecResult("", "", None, sandbox_error=str(exc), failure=SandboxFailure.START)
         except TimeoutError as exc:
-            return ExecResult("", "", None, sandbox_error=f"{exc}; try again later")
+            return ExecResult(
+                "", "", None, sandbox_error=f"{exc}; try again later", failure=SandboxFailure.BUSY
+            )
         healthy = False
         try:
             result = worker.run(

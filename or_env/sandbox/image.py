@@ -20,6 +20,8 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+from or_env.errors import SandboxError
+
 logger = logging.getLogger(__name__)
 
 IMAGE_NAME = "or-env-sandbox"
@@ -33,7 +35,7 @@ _STATUS_TIMEOUT_S = 15.0
 _LOG_TAIL_LINES = 40
 
 
-class ImageBuildError(RuntimeError):
+class ImageBuildError(SandboxError):
     """The sandbox image could not be built; the message says why and what to try."""
 
 

@@ -11,7 +11,7 @@ import weakref
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from or_env.sandbox.base import ExecResult, SandboxBase
+from or_env.sandbox.base import ExecResult, SandboxBase, SandboxFailure
 from or_env.sandbox.confine import remove_tree
 from or_env.sandbox.pool import WorkerPool, default_pool_size
 from or_env.sandbox.worker import DEFAULT_PRELOAD, DEFAULT_UID_BASE
@@ -160,7 +160,11 @@ class LocalSandbox(SandboxBase):
             worker = self._pool.checkout()
         except WorkerError as exc:
             return ExecResult(
-                "", "", None, sandbox_error=f"could not start a sandbox worker: {exc}"
+                "",
+                "",
+                None,
+                sandbox_error=f"could not start a sandbox worker: {exc}",
+                failure=SandboxFailure.START,
             )
         healthy = False
         try:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from or_env.errors import SandboxError
 from or_env.sandbox.worker_client import WorkerProcess
 
 logger = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ def default_pool_size() -> int:
         return os.cpu_count() or 1
 
 
-class PoolClosedError(RuntimeError):
+class PoolClosedError(SandboxError):
     """The pool (and so its sandbox) was closed; create a new sandbox."""
 
 

@@ -22,7 +22,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from or_env.sandbox.base import ExecResult
+from or_env.errors import SandboxError
+from or_env.sandbox.base import ExecResult, SandboxFailure
 from or_env.sandbox.worker import DEFAULT_PRELOAD, MAX_FRAME
 
 logger = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ def worker_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]
     return env
 
 
-class WorkerError(RuntimeError):
+class WorkerError(SandboxError):
     """The worker process died, stopped answering, or sent something that is not a frame."""
 
 
@@ -314,11 +315,13 @@ class WorkerProcess:
                 None,
                 wall_s=time.monotonic() - t0,
                 sandbox_error=f"{exc}; the worker was stopped and will be replaced",
+                failure=SandboxFailure.LOST,
             )
         if resp.get("dirty"):
             self.broken = str(resp.get("error"))
         if "stdout" not in resp and resp.get("error"):  # the worker refused the request
-            return ExecResult("", "", None, sandbox_error=str(resp["error"]))
+            kind = SandboxFailure.DIRTY if resp.get("dirty") else SandboxFailure.REFUSED
+            return ExecResult("", "", None, sandbox_error=str(resp["error"]), failure=kind)
         try:
             return ExecResult(
                 stdout=str(resp["stdout"]),
@@ -328,6 +331,9 @@ class WorkerProcess:
                 wall_s=float(resp["wall_s"]),
                 truncated=bool(resp["truncated"]),
                 sandbox_error=resp.get("error"),
+                failure=(SandboxFailure.DIRTY if resp.get("dirty") else SandboxFailure.LOST)
+                if resp.get("error")
+                else None,
             )
         except (KeyError, TypeError, ValueError):
             self.broken = f"malformed run response {resp!r:.300}"
@@ -337,6 +343,7 @@ class WorkerProcess:
                 None,
                 wall_s=time.monotonic() - t0,
                 sandbox_error=f"{self.name} answered {resp!r:.300}; it will be replaced",
+                failure=SandboxFailure.LOST,
             )
 
     # ------------------------------------------------------------------ framing
