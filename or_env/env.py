@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import gymnasium as gym
 
 from or_env import direct, protocol
-from or_env.grading import TOLERANCE_PRESETS, Grade, Tolerance, grade, grade_value
+from or_env.answer_parsing import PrintedValues, parse_answer, printed_values
+from or_env.grading import (
+    TOLERANCE_PRESETS,
+    Grade,
+    Tolerance,
+    answer_was_printed,
+    grade,
+    grade_value,
+)
 from or_env.problems import Problem, load_problems
 from or_env.prompts import DEFAULT_SYSTEM_PROMPT, DEFAULT_USER_TEMPLATE, render_prompt
 from or_env.sandbox import Sandbox, shared_sandbox
@@ -19,8 +28,11 @@ from or_env.transcript import Transcript
 
 logger = logging.getLogger(__name__)
 
-MAX_TEXT = 1_000_000
+#: The action and observation spaces' max_length: the longest action step() reads.
+MAX_TEXT = protocol.MAX_ACTION_CHARS
 PROTOCOLS = ("native", "direct")
+# Room for the fences and the truncation marker around an observation of max_obs_chars.
+_OBSERVATION_OVERHEAD = 1000
 
 
 class ORModelingEnv(gym.Env[str, str]):
@@ -32,9 +44,13 @@ class ORModelingEnv(gym.Env[str, str]):
     ground truth (`or_env.grade`).
 
     ## Spaces
-    - Action: `FreeText`: the raw text the policy generated in one turn, never rewritten.
+    - Action: `FreeText(MAX_TEXT)`: the raw text the policy generated in one turn, never
+      rewritten. `step` takes any str: one longer than MAX_TEXT (which
+      `action_space.contains` rejects) is not read and gets a format observation that
+      states the limit and its length; it counts as a turn.
     - Observation: `FreeText`: the text to add to the transcript: the prompt after
-      `reset`; after `step`, the execution output (a fenced ```output block), format
+      `reset`; after `step`, the execution output (a fenced ```output block, rendered by
+      `protocol.render_output` so that program output can never close it), format
       feedback, or "" when the episode ended. The same as chat messages is in
       `env.transcript.as_chat()`.
 
@@ -50,7 +66,9 @@ class ORModelingEnv(gym.Env[str, str]):
       first ```python block runs once with an epilogue that prints the objective, the
       answer is read from its output, and the episode ends with the grade. The rule is
       `direct_rule` ("default" or "orlm"; see `or_env.direct`). Termination reasons:
-      `answered`, `no_code`, `no_answer`, `execution_error`, `timeout`, `sandbox_error`.
+      `answered`, `no_code`, `no_answer`, `execution_error`, `timeout`, `sandbox_error`,
+      `format_error` (a response over the length limit, or a program holding a lone
+      surrogate: not run; `info["format_error"]` says which).
 
     ## Rewards
     1.0 for a correct final answer, else 0.0 (every non-final step is 0.0).
@@ -59,14 +77,24 @@ class ORModelingEnv(gym.Env[str, str]):
     - terminated: a final answer was given (`termination_reason="answered"`).
     - truncated: `max_turns` turns were used, or code was asked for after
       `max_executions` executions (`"max_turns"`, `"max_executions"`).
-    A malformed turn gets a format observation and counts as a turn. A failed or timed
-    out execution is an observation, not the end of the episode.
+    A malformed turn gets a format observation and counts as a turn: no block or answer, an
+    unclosed block, a turn over MAX_TEXT characters (`format_error="too_long"`), a program
+    holding a lone surrogate (`"unencodable_code"`: it cannot be encoded, so it is not run
+    and is not an execution; a surrogate elsewhere in a turn is harmless). The transcript
+    records every action as given. A failed or timed out execution is an observation, not
+    the end of the episode.
 
     ## Info
-    `turn`, `executions`, `action_kind`, `code`, `execution` (stdout, stderr,
-    exit_code, timed_out, wall_s, truncated, sandbox_error), `answer`, `problem_id`,
-    `termination_reason`, and at the end `correct`, `grade` (predicted value, relative
-    error, reason) and `transcript`. The ground truth is only included with `debug=True`.
+    `turn`, `executions`, `action_kind`, `code`, `execution` (the sandbox's result as it
+    came: stdout, stderr, exit_code, timed_out, wall_s, truncated, sandbox_error; the
+    observation shows it rendered), `answer`, `problem_id`, `require_executed_answer`,
+    `format_error` (on a format observation), `termination_reason`, and at the end
+    `correct`, `grade` (predicted value, relative error, reason), `answer_printed` and
+    `transcript`. `answer_printed`: some execution of the episode printed the answer to
+    stdout (within the tolerance; a status answer counts when an output stated it; see
+    `or_env.grading.answer_was_printed`); what counts is stdout as the policy saw it
+    (rendered, cut to max_obs_chars), and executions dropped by `rewind` do not count.
+    The ground truth is only included with `debug=True`.
 
     ## Arguments
     - problems: a list of `Problem` or dicts with `id`, `question`, `answer`.
@@ -79,6 +107,8 @@ class ORModelingEnv(gym.Env[str, str]):
     - max_turns, max_executions: the budgets; max_obs_chars: the cap on one
       observation (head and tail kept); timeout: seconds per execution.
     - tolerance: a preset name from `or_env.grading.TOLERANCE_PRESETS` or a `Tolerance`.
+    - require_executed_answer: a correct final answer counts only if `answer_printed`
+      (else reward 0, `grade["reason"] == "not_executed"`); default False.
     - protocol: "native" or "direct"; direct_rule: the direct protocol's rule (a name from
       `or_env.direct.DIRECT_RULES` or a `DirectRule`).
     - system_prompt: None for the protocol's default, "" for none; user_template:
@@ -112,6 +142,7 @@ class ORModelingEnv(gym.Env[str, str]):
         user_template: str = DEFAULT_USER_TEMPLATE,
         debug: bool = False,
         render_mode: str | None = None,
+        require_executed_answer: bool = False,
     ) -> None:
         # (`protocol` names the argument here, so the module's RENDERINGS come via metadata.)
         renderings = self.metadata["renderings"]
@@ -128,6 +159,11 @@ class ORModelingEnv(gym.Env[str, str]):
         for name, value in (("max_turns", max_turns), ("max_executions", max_executions)):
             if value < 1:
                 raise ValueError(f"{name} must be at least 1, got {value}")
+        if not 1 <= max_obs_chars <= MAX_TEXT - _OBSERVATION_OVERHEAD:
+            raise ValueError(
+                f"max_obs_chars must be between 1 and {MAX_TEXT - _OBSERVATION_OVERHEAD}, "
+                f"got {max_obs_chars}"
+            )
         self.problems = _resolve_problems(problems, benchmark, version, data_path)
         self.rendering = rendering
         self.max_turns = max_turns
@@ -144,6 +180,7 @@ class ORModelingEnv(gym.Env[str, str]):
         self.user_template = user_template
         self.debug = debug
         self.render_mode = render_mode
+        self.require_executed_answer = bool(require_executed_answer)
         self.observation_space = FreeText(MAX_TEXT)
         self.action_space = FreeText(MAX_TEXT)
 
@@ -155,6 +192,8 @@ class ORModelingEnv(gym.Env[str, str]):
         self.executions = 0
         self.done = False
         self._execution_turns: list[int] = []
+        # What each execution of the episode printed, by turn (for `answer_printed`).
+        self._printed: list[tuple[int, PrintedValues]] = []
 
     # ----------------------------------------------------------------- public API
     @property
@@ -183,6 +222,7 @@ class ORModelingEnv(gym.Env[str, str]):
         self.executions = 0
         self.done = False
         self._execution_turns = []
+        self._printed = []
         if self.system_prompt:
             self.transcript.append("system", self.system_prompt, "env", 0)
         prompt = render_prompt(self.problem.question, self.user_template)
@@ -192,9 +232,9 @@ class ORModelingEnv(gym.Env[str, str]):
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
         """Read one turn of policy text; run its code or grade its answer (see the class doc)."""
         if self.protocol == "direct":
-            program = self._begin_direct_step(action)
+            program, refused = self._begin_direct_step(action)
             run = self.sandbox.run(program, timeout=self.timeout) if program else None
-            return self._finish_direct_step(action, run)
+            return self._finish_direct_step(action, run, refused)
         parsed = self._begin_step(action)
         result = None
         if self._needs_execution(parsed):
@@ -210,9 +250,9 @@ class ORModelingEnv(gym.Env[str, str]):
     async def astep(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
         """`step` for asyncio code: the execution is awaited, never blocking the event loop."""
         if self.protocol == "direct":
-            program = self._begin_direct_step(action)
+            program, refused = self._begin_direct_step(action)
             run = await self.sandbox.arun(program, timeout=self.timeout) if program else None
-            return self._finish_direct_step(action, run)
+            return self._finish_direct_step(action, run, refused)
         parsed = self._begin_step(action)
         result = None
         if self._needs_execution(parsed):
@@ -227,6 +267,7 @@ class ORModelingEnv(gym.Env[str, str]):
             raise ValueError(f"turn must be between 0 and {self.turn}, got {turn}")
         self.transcript.rewind(turn)
         self._execution_turns = [t for t in self._execution_turns if t <= turn]
+        self._printed = [(t, printed) for t, printed in self._printed if t <= turn]
         self.executions = len(self._execution_turns)
         self.turn = turn
         self.done = False
@@ -304,6 +345,7 @@ class ORModelingEnv(gym.Env[str, str]):
 
         if parsed.kind is protocol.ActionKind.ANSWER:
             verdict = grade(action, self.problem.answer, preset=self.tolerance)
+            verdict = self._graded(verdict, verdict.raw_answer, info)
             reward, terminated, reason = verdict.reward, True, "answered"
             info.update(answer=parsed.answer, **self._grade_info(verdict))
         elif parsed.kind is protocol.ActionKind.CODE and result is None:
@@ -311,15 +353,14 @@ class ORModelingEnv(gym.Env[str, str]):
             info["code"] = parsed.code
         elif parsed.kind is protocol.ActionKind.CODE:
             assert result is not None
-            self.executions += 1
-            self._execution_turns.append(self.turn)
-            text, clipped = protocol.execution_text(result, self.max_obs_chars)
-            observation = self._add_env_text(action, protocol.output_block(text))
+            observation, clipped = self._record_execution(action, result)
             info.update(code=parsed.code, execution=result.to_dict(), observation_truncated=clipped)
         else:
-            feedback = protocol.format_feedback(parsed.problem or "")
+            feedback = protocol.format_feedback(parsed.problem or "", detail=parsed.detail)
             observation = self._add_env_text(action, feedback + "\n", as_feedback=True)
             info["format_error"] = parsed.problem
+            if parsed.code is not None:
+                info["code"] = parsed.code
 
         if not (terminated or truncated) and self.turn >= self.max_turns:
             truncated, reason = True, "max_turns"
@@ -327,9 +368,30 @@ class ORModelingEnv(gym.Env[str, str]):
             self.done = True
             info["termination_reason"] = reason
             info.setdefault("correct", False)
+            info.setdefault("answer_printed", False)
             info["transcript"] = self.transcript.to_dicts()
         info["turn"], info["executions"] = self.turn, self.executions
         return observation, reward, terminated, truncated, info
+
+    def _record_execution(self, action: str, result: ExecResult) -> tuple[str, bool]:
+        """Count an execution, remember what it printed, and add its output block."""
+        self.executions += 1
+        self._execution_turns.append(self.turn)
+        stdout = protocol.visible_stdout(result, self.max_obs_chars)
+        self._printed.append((self.turn, printed_values(stdout)))
+        text, clipped = protocol.execution_text(result, self.max_obs_chars)
+        return self._add_env_text(action, protocol.output_block(text)), clipped
+
+    def _graded(self, verdict: Grade, answer_text: str | None, info: dict[str, Any]) -> Grade:
+        """Apply `require_executed_answer` to a verdict; record `answer_printed` in info."""
+        answer = None if answer_text is None else parse_answer(answer_text)
+        printed = answer is not None and answer_was_printed(
+            answer, (p for _, p in self._printed), preset=self.tolerance
+        )
+        info["answer_printed"] = printed
+        if self.require_executed_answer and verdict.correct and not printed:
+            return replace(verdict, correct=False, reason="not_executed")
+        return verdict
 
     def _add_env_text(self, action: str, text: str, *, as_feedback: bool = False) -> str:
         """Record env text after an action; inline output continues the assistant turn."""
@@ -346,33 +408,54 @@ class ORModelingEnv(gym.Env[str, str]):
         self.transcript.append("assistant", text, "env", self.turn)
         return text
 
-    def _begin_direct_step(self, action: str) -> str | None:
-        """Check the call and return the program to run (with its epilogue), or None."""
+    def _begin_direct_step(self, action: str) -> tuple[str | None, protocol.ParsedAction | None]:
+        """Check the call; the program to run (with its epilogue) or None, and why it was refused.
+
+        A response over the length limit is not read; a program holding a lone surrogate
+        cannot be handed to the sandbox. Both end the episode as format errors.
+        """
         self._check_step_call(action)
         self.turn += 1
+        if len(action) > MAX_TEXT:
+            return None, protocol.parse_action(action)
         program = direct.extract_program(action)
-        return None if program is None else program + self.direct_rule.epilogue
+        if program is None:
+            return None, None
+        bad = protocol.unencodable_position(program)
+        if bad is not None:
+            detail = protocol.unencodable_message(*bad)
+            refused = protocol.ParsedAction(
+                protocol.ActionKind.MALFORMED, problem="unencodable_code", detail=detail
+            )
+            return None, refused
+        return program + self.direct_rule.epilogue, None
 
     def _finish_direct_step(
-        self, action: str, result: ExecResult | None
+        self,
+        action: str,
+        result: ExecResult | None,
+        refused: protocol.ParsedAction | None = None,
     ) -> tuple[str, float, bool, bool, dict[str, Any]]:
         """Grade the answer read from the execution; the direct episode always ends here."""
         assert self.problem is not None
         self.transcript.append("assistant", action, "policy", self.turn)
         info = self._base_info()
         info.update(action_kind="direct", direct_rule=self.direct_rule.name)
-        info["code"] = direct.extract_program(action)
+        info["code"] = None if len(action) > MAX_TEXT else direct.extract_program(action)
         observation = ""
-        if result is None:
+        if refused is not None:
+            reading = direct.DirectReading(None, "format_error")
+            feedback = protocol.format_feedback(refused.problem or "", detail=refused.detail)
+            observation = self._add_env_text(action, feedback + "\n", as_feedback=True)
+            info["format_error"] = refused.problem
+        elif result is None:
             reading = direct.DirectReading(None, "no_code")
         else:
-            self.executions += 1
-            self._execution_turns.append(self.turn)
             reading = direct.read_answer(result)
-            text, clipped = protocol.execution_text(result, self.max_obs_chars)
-            observation = self._add_env_text(action, protocol.output_block(text))
+            observation, clipped = self._record_execution(action, result)
             info.update(execution=result.to_dict(), observation_truncated=clipped)
         verdict = grade_value(reading.answer, self.problem.answer, preset=self.tolerance)
+        verdict = self._graded(verdict, reading.answer, info)
         info.update(answer=reading.answer, **self._grade_info(verdict))
         self.done = True
         info["termination_reason"] = reading.reason
@@ -390,6 +473,7 @@ class ORModelingEnv(gym.Env[str, str]):
             "stop_sequences": self.stop_sequences,
             "turn": self.turn,
             "executions": self.executions,
+            "require_executed_answer": self.require_executed_answer,
         }
         if self.debug:
             info["ground_truth"] = self.problem.answer

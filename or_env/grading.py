@@ -26,10 +26,14 @@ The literature's rules are available by name (sources in `or_env.tolerance`): "s
 "optimind" (|p - g| / (|g| + 1) < 1e-6), "orlm" / "optmath" (5% after rounding both values to
 integers) and "strict" (1e-6 relative, no allowance for rounded ground truths).
 
-Statuses: the ground truth may be INFEASIBLE (benchmarks write "No Best Solution", -99999,
-null/None) or UNBOUNDED. It is matched only by the same status from the model ("infeasible",
-"no feasible solution", "No Best Solution", ... / "unbounded"); a model that writes the -99999
-marker itself is read as saying INFEASIBLE. Infeasible and unbounded do not match each other.
+Statuses: a ground truth is a number, INFEASIBLE ("infeasible", "no feasible solution"),
+UNBOUNDED ("unbounded"), or NO_OPTIMUM: a marker that says there is no optimal solution without
+saying why ("No Best Solution", "no optimal solution", -99999, "infeasible or unbounded"; a null
+objective only where a benchmark version declares that convention, see
+`or_env.problems.spec.Version.null_means_no_optimum`). INFEASIBLE is matched only by an
+infeasible answer, UNBOUNDED only by an unbounded one, NO_OPTIMUM by either. A model's
+"No Best Solution" or -99999 reads as INFEASIBLE (ORLM's programs print it for an infeasible
+model). A ground truth of None is an error (GroundTruthError), never a silent "infeasible".
 
 Percentages: both sides read a percentage as the number written ("12.5%" -> 12.5). A predicted
 value written with a percent sign also matches a ground truth equal to that value / 100, so
@@ -37,7 +41,12 @@ value written with a percent sign also matches a ground truth equal to that valu
 
 `Grade.reason` is one of: "correct", "wrong_value", "status_mismatch" (a number where a status
 was due, or the other way round, or the wrong status), "no_answer" (no box), "unparsable"
-(empty box, no number, NaN or infinity), "ambiguous" (several different numbers or statuses).
+(empty box, no number, NaN or infinity, an expression that is not evaluated), "ambiguous"
+(several different numbers or statuses), "not_executed" (set by the environment with
+`require_executed_answer=True`: a correct value that no execution printed).
+
+`answer_was_printed` tells whether a value appears in what programs printed (read by
+`or_env.answer_parsing.printed_values`), within the tolerance.
 """
 
 from __future__ import annotations
@@ -45,29 +54,36 @@ from __future__ import annotations
 import math
 import numbers
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from or_env.answer_parsing import (
     INFEASIBLE,
     INFEASIBLE_MARKER_VALUE,
+    NO_OPTIMUM,
     UNBOUNDED,
     ParsedAnswer,
+    PrintedValues,
     find_final_answer,
     parse_answer,
     parse_answer_value,
+    printed_values,
 )
 from or_env.tolerance import TOLERANCE_PRESETS, Tolerance, get_tolerance
 
 __all__ = [
     "INFEASIBLE",
+    "NO_OPTIMUM",
     "REASONS",
     "TOLERANCE_PRESETS",
     "UNBOUNDED",
     "Grade",
     "GroundTruthError",
     "ParsedAnswer",
+    "PrintedValues",
     "Tolerance",
+    "answer_was_printed",
     "find_final_answer",
     "get_tolerance",
     "grade",
@@ -75,21 +91,38 @@ __all__ = [
     "parse_answer",
     "parse_answer_value",
     "parse_ground_truth",
+    "printed_values",
 ]
 
-REASONS = ("correct", "wrong_value", "status_mismatch", "no_answer", "unparsable", "ambiguous")
+REASONS = (
+    "correct",
+    "wrong_value",
+    "status_mismatch",
+    "no_answer",
+    "unparsable",
+    "ambiguous",
+    "not_executed",
+)
 
-# Markers the public benchmark files use for "this problem has no optimal solution".
-_INFEASIBLE_MARKERS = {
-    "no best solution",
-    "no best solution.",
-    "infeasible",
-    "no feasible solution",
-    "no optimal solution",
-    "none",
-    "null",
+# Ground-truth markers, by what they accept. Only a marker that names a status accepts only that
+# status; the benchmarks' "no optimal solution" markers do not say which, so either matches.
+_STATUS_MARKERS = {
+    "infeasible": INFEASIBLE,
+    "no feasible solution": INFEASIBLE,
+    "unbounded": UNBOUNDED,
+    "no best solution": NO_OPTIMUM,
+    "no best solution.": NO_OPTIMUM,
+    "no optimal solution": NO_OPTIMUM,
+    "no optimum": NO_OPTIMUM,
+    "infeasible or unbounded": NO_OPTIMUM,
+    NO_OPTIMUM: NO_OPTIMUM,
 }
 _GT_LIST_RE = re.compile(r"^\[(.*)\]$", re.DOTALL)
+_MISSING_HINT = (
+    "a missing answer is not a marker: for a problem without an optimal solution write "
+    "'infeasible', 'unbounded', or 'infeasible or unbounded' (also 'No Best Solution' or "
+    "-99999) when the source does not say which; otherwise fix the data"
+)
 
 
 class GroundTruthError(ValueError):
@@ -97,15 +130,17 @@ class GroundTruthError(ValueError):
 
 
 def parse_ground_truth(value: object) -> float | str:
-    """Normalise a benchmark's answer field to a float, INFEASIBLE or UNBOUNDED.
+    """Normalise a benchmark's answer field to a float, INFEASIBLE, UNBOUNDED or NO_OPTIMUM.
 
-    Accepts numbers, numeric strings ("1,234.5", "12.5%", "−5", "1e6"), OptiMind's one-element
-    lists ("[18.0]"), and the markers None, "null", "None", "No Best Solution", "infeasible",
-    -99999 (-> INFEASIBLE) and "unbounded" (-> UNBOUNDED). Raises GroundTruthError for values
-    that cannot be read (empty strings, prose, NaN, infinities, lists of several values).
+    Accepts numbers (numpy's too), numeric strings ("1,234.5", "12.5%", "−5", "1e6"), OptiMind's
+    one-element lists ("[18.0]"), and the markers "infeasible", "no feasible solution"
+    (-> INFEASIBLE), "unbounded" (-> UNBOUNDED), "No Best Solution", "no optimal solution",
+    "infeasible or unbounded", -99999 (-> NO_OPTIMUM). Raises GroundTruthError (a ValueError)
+    for None, "null", "None" and other values that cannot be read (empty strings, prose, NaN,
+    infinities, lists of several values).
     """
     if value is None:
-        return INFEASIBLE
+        raise GroundTruthError(f"ground truth is None: {_MISSING_HINT}")
     if isinstance(value, bool):
         raise GroundTruthError(f"boolean ground truth {value!r}; expected a number or a marker")
     if isinstance(value, numbers.Real):
@@ -120,22 +155,22 @@ def parse_ground_truth(value: object) -> float | str:
                     f"ground truth {text[:60]!r} lists {len(items)} values; expected exactly one"
                 )
             text = items[0].strip("'\"")
-        lowered = text.lower()
-        if lowered in _INFEASIBLE_MARKERS:
-            return INFEASIBLE
-        if lowered == UNBOUNDED:
-            return UNBOUNDED
+        lowered = " ".join(text.lower().split())
+        if lowered in _STATUS_MARKERS:
+            return _STATUS_MARKERS[lowered]
+        if lowered in ("none", "null"):
+            raise GroundTruthError(f"ground truth {text!r}: {_MISSING_HINT}")
         cleaned = text.replace(",", "").replace("\u2212", "-").replace("$", "").rstrip("%")
         try:
             number = float(cleaned.strip())
         except ValueError as exc:
             raise GroundTruthError(
-                f"cannot read ground truth {text[:60]!r}: expected a number, 'No Best Solution', "
-                "'infeasible', 'unbounded' or null"
+                f"cannot read ground truth {text[:60]!r}: expected a number, 'infeasible', "
+                "'unbounded', or 'infeasible or unbounded' / 'No Best Solution'"
             ) from exc
     if not math.isfinite(number):
         raise GroundTruthError(f"ground truth {value!r} is not a finite number")
-    return INFEASIBLE if number == INFEASIBLE_MARKER_VALUE else number + 0.0
+    return NO_OPTIMUM if number == INFEASIBLE_MARKER_VALUE else number + 0.0
 
 
 @dataclass(frozen=True)
@@ -189,7 +224,7 @@ def _verdict(
     if value == INFEASIBLE_MARKER_VALUE:
         value = INFEASIBLE
     if isinstance(value, str) or isinstance(truth, str):
-        if value == truth:
+        if value == truth or (truth == NO_OPTIMUM and value in (INFEASIBLE, UNBOUNDED)):
             return make(True, "correct", value)
         return make(False, "status_mismatch", value)
     if tolerance.matches(value, truth):
@@ -209,27 +244,37 @@ def grade_value(
 ) -> Grade:
     """Grade a value the caller already has (a number, a status, a string to parse, or None).
 
-    A string is read like the content of a box (so "No Best Solution" and "1,234" work); None
-    grades as "no_answer"; NaN and infinities as "unparsable".
+    A number may be a Python or numpy int or float. A string is read like the content of a box
+    (so "No Best Solution" and "1,234" work; the status constants are taken as they are); None
+    grades as "no_answer"; NaN and infinities as "unparsable". Anything else (a bool, bytes, a
+    list) raises TypeError saying what is expected.
     """
     truth = parse_ground_truth(ground_truth)
     tolerance = get_tolerance(preset, rel_tol=rel_tol, abs_tol=abs_tol)
     if predicted is None:
         return Grade(False, None, truth, None, None, "no_answer", None, tolerance.name)
-    if isinstance(predicted, bool):
-        raise TypeError(f"predicted must be a number, a string or None, not {predicted!r}")
-    if isinstance(predicted, numbers.Real):
-        number = float(predicted)
-        parsed = ParsedAnswer(number + 0.0) if math.isfinite(number) else ParsedAnswer(None)
-    elif isinstance(predicted, str):
-        parsed = parse_answer(predicted)
-    else:
-        raise TypeError(f"predicted must be a number, a string or None, not {type(predicted)}")
-    return _verdict(parsed, truth, tolerance, None)
+    return _verdict(_parsed_value(predicted, "predicted"), truth, tolerance, None)
+
+
+def _parsed_value(predicted: object, name: str) -> ParsedAnswer:
+    """A number or a string as a ParsedAnswer; TypeError for anything else."""
+    if isinstance(predicted, bool) or not isinstance(predicted, numbers.Real | str):
+        raise TypeError(
+            f"{name} must be the response text (str) or a number (int, float, numpy number), "
+            f"not {type(predicted).__name__} {predicted!r:.60}"
+        )
+    if isinstance(predicted, str):
+        if predicted in (INFEASIBLE, UNBOUNDED, NO_OPTIMUM):
+            return ParsedAnswer(predicted)
+        return parse_answer(predicted)
+    number = float(predicted)
+    if math.isfinite(number):
+        return ParsedAnswer(number + 0.0)
+    return ParsedAnswer(None, "non_finite", detail=f"{predicted!r} is not a finite number")
 
 
 def grade(
-    response_text: str,
+    response_text: str | float | None,
     ground_truth: object,
     *,
     preset: str | Tolerance = "default",
@@ -238,13 +283,52 @@ def grade(
 ) -> Grade:
     """Grade the final `\\boxed{}` answer of a response against the ground truth.
 
-    ground_truth may be a float, int, str or None (see `parse_ground_truth`; an unreadable one
-    raises GroundTruthError). preset names a TOLERANCE_PRESETS entry or is a Tolerance; rel_tol
-    and abs_tol override its thresholds. Unknown preset names raise ValueError.
+    response_text is the model's text (None counts as no answer); a number (int, float, numpy
+    number) is graded as that value, like `grade_value`, so `grade(5, 5)` is correct. Anything
+    else raises TypeError. ground_truth may be a number or a marker string (see
+    `parse_ground_truth`; an unreadable one, None included, raises GroundTruthError). preset
+    names a TOLERANCE_PRESETS entry or is a Tolerance; rel_tol and abs_tol override its
+    thresholds. Unknown preset names raise ValueError. Linear in the length of the text.
     """
     truth = parse_ground_truth(ground_truth)
     tolerance = get_tolerance(preset, rel_tol=rel_tol, abs_tol=abs_tol)
+    if response_text is not None and not isinstance(response_text, str):
+        return _verdict(_parsed_value(response_text, "response_text"), truth, tolerance, None)
     raw = find_final_answer(response_text or "")
     if raw is None:
         return Grade(False, None, truth, None, None, "no_answer", None, tolerance.name)
     return _verdict(parse_answer(raw), truth, tolerance, raw)
+
+
+def answer_was_printed(
+    answer: ParsedAnswer,
+    printed: Iterable[PrintedValues],
+    *,
+    preset: str | Tolerance = "default",
+) -> bool:
+    """Whether some program printed the answer, within the tolerance.
+
+    A number matches a printed number p when either is within the tolerance of the other
+    (the answer may round what was printed, or the other way round); a percentage also matches
+    p == value / 100. INFEASIBLE and UNBOUNDED match a program that stated that status; the
+    -99999 marker matches either status, or -99999 printed. An unreadable answer never matches.
+    """
+    tolerance = get_tolerance(preset)
+    value = answer.value
+    if value is None:
+        return False
+    readings = list(printed)
+    if isinstance(value, str) or value == INFEASIBLE_MARKER_VALUE:
+        either = value in (NO_OPTIMUM, INFEASIBLE_MARKER_VALUE)
+        wanted = {INFEASIBLE, UNBOUNDED} if either else {value}
+        if any(wanted & reading.statuses for reading in readings):
+            return True
+        if isinstance(value, str):
+            return False
+    candidates = [value, value / 100.0] if answer.percent else [value]
+    return any(
+        tolerance.matches(candidate, number) or tolerance.matches(number, candidate)
+        for reading in readings
+        for number in reading.numbers
+        for candidate in candidates
+    )

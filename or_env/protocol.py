@@ -12,9 +12,18 @@ in this order (see `parse_action`):
    neither code nor answer. The environment answers with a format observation that
    says what it expects.
 
+Any string is an action. Two more cases are format observations rather than errors: a turn
+longer than MAX_ACTION_CHARS ("too_long": not read at all, so a degenerate generation costs
+nothing), and a program to run that holds a lone surrogate ("unencodable_code": a string that
+is not valid Unicode and cannot be encoded to hand to the sandbox, so it is not run). A lone
+surrogate elsewhere (prose, an answer) does no harm and the turn is read as usual. Reading a
+turn takes time linear in its length.
+
 The execution output comes back as an ```output block. In the `inline` rendering that
 block is appended inside the same assistant turn (the paper's native mode; the policy
-continues the turn); in the `chat` rendering it is a new user message.
+continues the turn); in the `chat` rendering it is a new user message. Program output is
+rendered by `render_output` so that it can never close its block or open another (see there
+for the exact rule); the original is kept in the env's `info["execution"]`.
 """
 
 from __future__ import annotations
@@ -28,12 +37,15 @@ from or_env.grading import find_final_answer
 from or_env.sandbox.base import ExecResult
 
 OUTPUT_FENCE = "```output"
+#: The longest action the environment reads (the action space's `max_length`).
+MAX_ACTION_CHARS = 1_000_000
 # A policy stops generating when it writes the opening of an output block: the model
 # asks for its code to be run by announcing the output it cannot know yet.
 STOP_SEQUENCES: tuple[str, ...] = (OUTPUT_FENCE,)
 RENDERINGS = ("inline", "chat")
 
-_FENCE_RE = re.compile(r"^[ \t]*```[ \t]*([A-Za-z0-9_+-]*)[ \t]*$", re.MULTILINE)
+# Possessive quantifiers (the parts cannot overlap), so a line that is not a fence costs its length.
+_FENCE_RE = re.compile(r"^[ \t]*+```[ \t]*+([A-Za-z0-9_+-]*+)[ \t]*+$", re.MULTILINE)
 _PYTHON_TAGS = {"python", "py", "python3"}
 
 
@@ -53,14 +65,18 @@ class ParsedAction:
         kind: code to run, a final answer, or malformed.
         code: the python block to run (kind CODE).
         answer: the raw content of the final `\\boxed{}` (kind ANSWER).
-        problem: why a MALFORMED action is malformed ("unclosed_code_block",
-            "no_code_or_answer", "empty").
+        problem: why a MALFORMED action is malformed (a key of FORMAT_MESSAGES:
+            "unclosed_code_block", "no_code_or_answer", "empty", "too_long",
+            "unencodable_code").
+        detail: the specifics of the problem for the format observation (the length and the
+            limit of a long turn, where the bad character is), or None.
     """
 
     kind: ActionKind
     code: str | None = None
     answer: str | None = None
     problem: str | None = None
+    detail: str | None = None
 
 
 def _strip_stop_sequence(text: str) -> str:
@@ -90,8 +106,29 @@ def _fenced_blocks(text: str) -> tuple[list[tuple[str, str, int]], bool]:
     return blocks, opening is not None and opening.group(1).lower() in _PYTHON_TAGS
 
 
-def parse_action(text: str) -> ParsedAction:
+def unencodable_position(text: str) -> tuple[int, int, str] | None:
+    """(line, column, character) of the first lone surrogate in `text` (1-based), or None.
+
+    Such a string is not valid Unicode: it cannot be encoded as UTF-8 to be run or stored.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        line = text.count("\n", 0, exc.start) + 1
+        column = exc.start - (text.rfind("\n", 0, exc.start) + 1) + 1
+        return line, column, text[exc.start]
+    return None
+
+
+def parse_action(text: str, *, max_chars: int = MAX_ACTION_CHARS) -> ParsedAction:
     """Decide what one turn of policy text asks for (see the module docstring)."""
+    if len(text) > max_chars:
+        return ParsedAction(
+            ActionKind.MALFORMED,
+            problem="too_long",
+            detail=f"Your turn is {len(text):,} characters long, over the limit of "
+            f"{max_chars:,}; it was not read.",
+        )
     if not text.strip():
         return ParsedAction(ActionKind.MALFORMED, problem="empty")
     body = _strip_stop_sequence(text)
@@ -99,6 +136,14 @@ def parse_action(text: str) -> ParsedAction:
     if blocks and not open_python:
         tag, code, end = blocks[-1]
         if tag in _PYTHON_TAGS and not body[end:].strip():
+            bad = unencodable_position(code)
+            if bad is not None:
+                return ParsedAction(
+                    ActionKind.MALFORMED,
+                    code=code,
+                    problem="unencodable_code",
+                    detail=unencodable_message(*bad),
+                )
             return ParsedAction(ActionKind.CODE, code=code)
     answer = find_final_answer(body)
     if answer is not None:
@@ -108,21 +153,44 @@ def parse_action(text: str) -> ParsedAction:
     return ParsedAction(ActionKind.MALFORMED, problem="no_code_or_answer")
 
 
+def unencodable_message(line: int, column: int, char: str) -> str:
+    """What the format observation says about a program holding a lone surrogate."""
+    return (
+        f"Your program contains a character that is not valid Unicode (a lone surrogate, "
+        f"U+{ord(char):04X}, at line {line}, column {column}), so it was not run. Remove it, or "
+        f"write it as an escape sequence such as '\\u{ord(char):04x}'."
+    )
+
+
 FORMAT_MESSAGES = {
     "empty": "Your turn was empty.",
     "unclosed_code_block": "Your ```python block was not closed, so it was not run.",
     "no_code_or_answer": "Your turn has neither a complete ```python block at its end nor a final "
     "answer.",
+    "too_long": f"Your turn is over the limit of {MAX_ACTION_CHARS:,} characters; it was not read.",
+    "unencodable_code": "Your program contains a character that is not valid Unicode, so it was "
+    "not run.",
 }
 
 
-def format_feedback(problem: str, answer_format: str = "\\boxed{}") -> str:
-    """The observation for a malformed action: what was wrong and what is expected."""
-    reason = FORMAT_MESSAGES.get(problem, "Your turn could not be read.")
+# How the feedback names the answer format. It holds no readable box: in the inline rendering
+# the feedback joins the assistant turn, and a grader reading the whole response must not take
+# the environment's own words for an answer (an empty `\boxed{}` would count as answered).
+ANSWER_FORMAT = "the braces of \\boxed"
+
+
+def format_feedback(
+    problem: str, answer_format: str = ANSWER_FORMAT, *, detail: str | None = None
+) -> str:
+    """The observation for a malformed action: what was wrong and what is expected.
+
+    `detail` (from `ParsedAction.detail`) replaces the generic sentence for the problem.
+    """
+    reason = detail or FORMAT_MESSAGES.get(problem, "Your turn could not be read.")
     return (
         f"{reason} To run code, end your turn with a complete ```python block; its output "
         f"is returned in an ```output block. To finish, state the final numeric answer "
-        f"(the optimal objective value) in {answer_format}."
+        f"(the optimal objective value) inside {answer_format}."
     )
 
 
@@ -138,8 +206,66 @@ def clip_text(text: str, max_chars: int) -> tuple[str, bool]:
     return text[:head] + marker.format(cut) + (text[-tail:] if tail else ""), True
 
 
+# Rendering program output. Terminal escape sequences: CSI (colours, cursor moves), OSC (window
+# titles, hyperlinks; ended by BEL or ESC \\, or left unterminated up to the end of the line),
+# and the other two-character escapes.
+_ANSI_RE = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x9b[0-?]*[ -/]*[@-~]"
+    r"|\x1b\][^\x07\x1b\n]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]"
+)
+_NEWLINES_RE = re.compile(r"\r\n?|[\u2028\u2029\x85]")
+# Control characters other than \n and \t, lone surrogates, and the bidirectional overrides
+# and isolates that reorder how text is displayed.
+_UNSAFE_CHAR_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]")
+_FENCE_RUN_RE = re.compile(r"`{3,}|~{3,}")
+FENCE_BREAK = "\u200b"  # ZERO WIDTH SPACE
+REPLACEMENT_CHAR = "\ufffd"
+
+
+def break_fences(text: str) -> str:
+    """Put FENCE_BREAK between the characters of every run of 3+ backticks or tildes.
+
+    Idempotent: its output holds no such run.
+    """
+    return _FENCE_RUN_RE.sub(lambda m: FENCE_BREAK.join(m.group(0)), text)
+
+
+def render_output(text: str) -> str:
+    """Program output made safe to show inside an ```output block; linear time.
+
+    The rule, in order:
+    1. Line breaks: "\\r\\n", a lone "\\r", U+0085, U+2028 and U+2029 become "\\n".
+    2. Terminal escape sequences (ANSI CSI such as colours, OSC such as titles and links,
+       other ESC sequences) are removed.
+    3. Every remaining control character other than "\\n" and "\\t" (C0, DEL, C1), every
+       lone surrogate, and the bidirectional controls U+202A-U+202E and U+2066-U+2069 become
+       U+FFFD (the replacement character).
+    4. In every run of three or more backticks or tildes, a ZERO WIDTH SPACE (U+200B) is put
+       between each two of its characters ("```" becomes "`\\u200b`\\u200b`"), so no text in
+       the block can close it, open another, or be read as a fence by any grader.
+    Everything else (including `\\boxed{}`) is kept as printed: it stays inside the block,
+    where every grader ignores it.
+    """
+    text = _NEWLINES_RE.sub("\n", text)
+    text = _ANSI_RE.sub("", text)
+    text = _UNSAFE_CHAR_RE.sub(REPLACEMENT_CHAR, text)
+    return break_fences(text)
+
+
+def visible_stdout(result: ExecResult, max_chars: int) -> str:
+    """The program's standard output as the policy can see it: rendered, then cut to max_chars.
+
+    `result.stdout` already carries the sandbox's own output cap; this is what an answer must be
+    found in to count as printed (see `or_env.grading.answer_was_printed`).
+    """
+    return clip_text(render_output(result.stdout), max_chars)[0]
+
+
 def execution_text(result: ExecResult, max_chars: int) -> tuple[str, bool]:
-    """The text a program's execution shows the policy: stdout, then errors and status."""
+    """The text a program's execution shows the policy: stdout, then errors and status.
+
+    Rendered with `render_output` before it is cut to `max_chars` (head and tail kept).
+    """
     parts: list[str] = []
     if result.stdout:
         parts.append(result.stdout.rstrip("\n"))
@@ -153,10 +279,14 @@ def execution_text(result: ExecResult, max_chars: int) -> tuple[str, bool]:
         parts.append(f"(exit code {result.exit_code})")
     if not parts:
         parts.append("(no output)")
-    text, clipped = clip_text("\n".join(parts), max_chars)
+    text, clipped = clip_text(render_output("\n".join(parts)), max_chars)
     return text, clipped or result.truncated
 
 
 def output_block(text: str) -> str:
-    """Wrap execution text as the fenced output block appended to the transcript."""
-    return f"{OUTPUT_FENCE}\n{text}\n```\n"
+    """Wrap execution text as the fenced output block appended to the transcript.
+
+    The fences in `text` are broken again (`break_fences`; a no-op on `execution_text`'s
+    output), so that no caller can build a block that text inside it closes.
+    """
+    return f"{OUTPUT_FENCE}\n{break_fences(text)}\n```\n"

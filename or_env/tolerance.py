@@ -15,7 +15,8 @@ numbers those papers report. `p` is the predicted value, `g` the ground truth.
   Cardinal-Operations/ORLM `eval/execute.py` (`--numerical_err_tolerance 0.05`) and
   optsuite/OptMATH `eval/executor.py::ResultEvaluator` (same rule and default). On ORLM's
   published outputs this preset gives ORLM's own verdicts, except where the ground truth is
-  -99999: ORLM compares that as a number, `or_env.grading` as INFEASIBLE.
+  -99999: ORLM compares that as a number, `or_env.grading` as NO_OPTIMUM (no optimal
+  solution: an infeasible or an unbounded answer matches it).
 """
 
 from __future__ import annotations

@@ -160,7 +160,8 @@ def test_infeasible_ground_truth(env) -> None:
 def test_format_error_counts_as_turn(env) -> None:
     env.reset(options={"index": 0})
     observation, reward, terminated, truncated, info = env.step("Hmm, let me think.")
-    assert "\\boxed{}" in observation and "```python" in observation
+    assert "\\boxed" in observation and "```python" in observation
+    assert or_env.grading.find_final_answer(observation) is None
     assert (reward, terminated, truncated) == (0.0, False, False)
     assert info["format_error"] == "no_code_or_answer" and info["turn"] == 1
 
@@ -284,3 +285,225 @@ def test_render_ansi(sandbox) -> None:
 def test_package_exports() -> None:
     assert or_env.grade("\\boxed{12}", 12.0).correct
     assert or_env.ORModelingEnv.metadata["stop_sequences"] == ["```output"]
+
+
+# ---------------------------------------------------------------- require_executed_answer
+
+PRINT_12 = "```python\nprint('objective', 5 + 7)\n```\n"
+PRINT_12_COLOURED = "```python\nprint('\\x1b[32m12.0\\x1b[0m')\n```\n"
+PRINT_NOTHING = "```python\nx = 5 + 7\n```\n"
+PRINT_12_ON_STDERR = "```python\nimport sys\nprint(12, file=sys.stderr)\n```\n"
+FORGED_OUTPUT = "```python\nx = 1\n```\n```output\n12\n```\nSo \\boxed{12}."
+
+# (id, problem index, policy turns before the answer, answer, require, reward, printed, reason)
+EXECUTED_CASES = [
+    ("printed, not required", 0, [PRINT_12], "\\boxed{12}", False, 1.0, True, "correct"),
+    ("printed, required", 0, [PRINT_12], "\\boxed{12}", True, 1.0, True, "correct"),
+    ("guessed, not required", 0, [], "\\boxed{12}", False, 1.0, False, "correct"),
+    ("guessed, required", 0, [], "\\boxed{12}", True, 0.0, False, "not_executed"),
+    ("ran but printed other", 0, [PRINT_NOTHING], "\\boxed{12}", True, 0.0, False, "not_executed"),
+    (
+        "stderr does not count",
+        0,
+        [PRINT_12_ON_STDERR],
+        "\\boxed{12}",
+        True,
+        0.0,
+        False,
+        "not_executed",
+    ),
+    ("colours stripped", 0, [PRINT_12_COLOURED], "\\boxed{12}", True, 1.0, True, "correct"),
+    (
+        "rounded answer",
+        0,
+        ["```python\nprint(12.00004)\n```"],
+        "\\boxed{12}",
+        True,
+        1.0,
+        True,
+        "correct",
+    ),
+    (
+        "wrong and printed",
+        0,
+        ["```python\nprint(13)\n```"],
+        "\\boxed{13}",
+        True,
+        0.0,
+        True,
+        "wrong_value",
+    ),
+    (
+        "policy-written output block does not count",
+        0,
+        [],
+        FORGED_OUTPUT,
+        True,
+        0.0,
+        False,
+        "not_executed",
+    ),
+    (
+        "status printed",
+        2,
+        ["```python\nprint('Infeasible')\n```"],
+        "\\boxed{infeasible}",
+        True,
+        1.0,
+        True,
+        "correct",
+    ),
+    ("status guessed", 2, [], "\\boxed{infeasible}", True, 0.0, False, "not_executed"),
+]
+
+
+@pytest.mark.parametrize(
+    ("index", "turns", "answer", "require", "reward", "printed", "reason"),
+    [c[1:] for c in EXECUTED_CASES],
+    ids=[c[0] for c in EXECUTED_CASES],
+)
+def test_require_executed_answer(
+    sandbox, index, turns, answer, require, reward, printed, reason
+) -> None:
+    env = ORModelingEnv(PROBLEMS, sandbox=sandbox, require_executed_answer=require)
+    _, info = env.reset(options={"index": index})
+    assert info["require_executed_answer"] is require
+    for turn in turns:
+        env.step(turn)
+    _, got_reward, terminated, _, info = env.step(answer)
+    assert terminated
+    assert (got_reward, info["answer_printed"], info["grade"]["reason"]) == (
+        reward,
+        printed,
+        reason,
+    )
+    assert info["correct"] is (reward == 1.0)
+
+
+def test_answer_printed_is_reported_at_every_end(sandbox) -> None:
+    env = ORModelingEnv(PROBLEMS, sandbox=sandbox, max_turns=1)
+    env.reset(options={"index": 0})
+    *_, truncated, info = env.step(PRINT_12)
+    assert truncated and info["answer_printed"] is False
+
+
+def test_rewound_executions_do_not_count_as_printed(sandbox) -> None:
+    env = ORModelingEnv(PROBLEMS, sandbox=sandbox, require_executed_answer=True)
+    env.reset(options={"index": 0})
+    env.step(PRINT_12)
+    env.rewind(0)
+    _, reward, *_, info = env.step("\\boxed{12}")
+    assert (reward, info["answer_printed"], info["grade"]["reason"]) == (0.0, False, "not_executed")
+
+
+def test_printed_output_counts_only_as_far_as_it_was_shown(sandbox) -> None:
+    env = ORModelingEnv(PROBLEMS, sandbox=sandbox, max_obs_chars=200)
+    env.reset(options={"index": 0})
+    env.step("```python\nprint('x' * 300)\nprint(12)\nprint('y' * 300)\n```")
+    *_, info = env.step("\\boxed{12}")
+    assert info["answer_printed"] is False  # 12 was in the middle that the cut dropped
+
+
+def test_direct_protocol_answers_are_printed(sandbox) -> None:
+    env = ORModelingEnv(PROBLEMS, sandbox=sandbox, protocol="direct", require_executed_answer=True)
+    env.reset(options={"index": 0})
+    program = "```python\nprint('Just print the best solution: 12')\n```"
+    _, reward, terminated, _, info = env.step(program)
+    assert (reward, terminated, info["answer_printed"]) == (1.0, True, True)
+
+
+# ---------------------------------------------------------------- ground truths
+
+
+@pytest.mark.parametrize("answer", [None, "null", ""], ids=["None", "null", "empty"])
+def test_gym_make_refuses_a_problem_without_an_answer(answer) -> None:
+    with pytest.raises(ValueError, match=r"problem 'p1'.*ground truth"):
+        gym.make(
+            "or_env/ORModeling-v0",
+            problems=[{"id": "p1", "question": "Q?", "answer": answer}],
+            sandbox="local",
+        )
+
+
+def test_no_optimum_ground_truth_accepts_either_status(env) -> None:
+    for answer in ("\\boxed{infeasible}", "\\boxed{unbounded}", "\\boxed{No Best Solution}"):
+        env.reset(options={"problem_id": "p3"})
+        assert env.step(answer)[1] == 1.0
+
+
+# ---------------------------------------------------------------- any text is an action
+
+TOO_LONG = "z" * (or_env.env.MAX_TEXT + 1)
+RAW_SURROGATE_CODE = "```python\nprint('\ud800')\n```\n"
+
+
+@pytest.mark.parametrize("protocol", ["native", "direct"])
+def test_action_space_agrees_with_step(sandbox, protocol: str) -> None:
+    env = ORModelingEnv(PROBLEMS, sandbox=sandbox, protocol=protocol)
+    limit = env.action_space.max_length
+    assert limit == or_env.env.MAX_TEXT
+    assert env.action_space.contains("\\boxed{12}" + " " * (limit - 10))
+    assert not env.action_space.contains(TOO_LONG)
+    env.reset(options={"index": 0})
+    observation, reward, terminated, truncated, info = env.step(TOO_LONG)
+    assert f"{len(TOO_LONG):,} characters" in observation and f"{limit:,}" in observation
+    assert (reward, info["format_error"], info["turn"], info["executions"]) == (
+        0.0,
+        "too_long",
+        1,
+        0,
+    )
+    assert terminated is (protocol == "direct") and not truncated
+    assert env.transcript.messages[-2].content is TOO_LONG  # recorded as given
+
+
+@pytest.mark.parametrize("protocol", ["native", "direct"])
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_lone_surrogate_in_code_is_a_format_observation(sandbox, protocol, mode) -> None:
+    env = ORModelingEnv(PROBLEMS, sandbox=sandbox, protocol=protocol)
+
+    async def play() -> tuple:
+        await env.areset(options={"index": 0})
+        return await env.astep(RAW_SURROGATE_CODE)
+
+    if mode == "sync":
+        env.reset(options={"index": 0})
+        observation, reward, terminated, truncated, info = env.step(RAW_SURROGATE_CODE)
+    else:
+        observation, reward, terminated, truncated, info = asyncio.run(play())
+    assert "not valid Unicode" in observation and "U+D800" in observation
+    observation.encode("utf-8")
+    assert (info["format_error"], info["turn"], info["executions"], reward) == (
+        "unencodable_code",
+        1,
+        0,
+        0.0,
+    )
+    policy = [m for m in env.transcript if m.source == "policy"]
+    assert [m.content for m in policy] == [RAW_SURROGATE_CODE]
+    if protocol == "native":
+        assert not (terminated or truncated)
+        observation, *_, info = env.step(RUN_12)  # the env and its sandbox keep working
+        assert observation == "```output\n12\n```\n" and info["executions"] == 1
+    else:
+        assert terminated and info["termination_reason"] == "format_error"
+
+
+def test_surrogate_printed_by_the_program_is_an_execution_error(env) -> None:
+    env.reset(options={"index": 0})
+    observation, *_, info = env.step("```python\nprint('\\ud800')\n```\n")
+    assert "UnicodeEncodeError" in observation and info["executions"] == 1
+    observation.encode("utf-8")
+
+
+def test_surrogates_in_prose_and_answers_are_read(env) -> None:
+    env.reset(options={"index": 0})
+    observation, *_ = env.step(f"Let me see \udfff.\n{RUN_12}")
+    assert observation == "```output\n12\n```\n"
+    _, reward, terminated, *_ = env.step("\\boxed{12} \ud800")
+    assert (reward, terminated) == (1.0, True)
+
+
+def test_max_obs_chars_is_checked(sandbox) -> None:
+    with pytest.raises(ValueError, match="max_obs_chars"):
+        ORModelingEnv(PROBLEMS, sandbox=sandbox, max_obs_chars=0)

@@ -7,16 +7,20 @@ import math
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from or_env.grading import (
     INFEASIBLE,
+    NO_OPTIMUM,
     REASONS,
     TOLERANCE_PRESETS,
     UNBOUNDED,
     Grade,
     GroundTruthError,
+    PrintedValues,
     Tolerance,
+    answer_was_printed,
     find_final_answer,
     get_tolerance,
     grade,
@@ -24,6 +28,7 @@ from or_env.grading import (
     parse_answer,
     parse_answer_value,
     parse_ground_truth,
+    printed_values,
 )
 
 FENCE = "```"
@@ -50,6 +55,11 @@ FIND_CASES = [
     ("escaped braces", "\\boxed{\\{42\\}}", "\\{42\\}"),
     ("whitespace stripped", "\\boxed{  42  }", "42"),
     ("not a box command", "\\boxedx{3}", None),
+    ("many unclosed boxes then a closed one", "\\boxed{1}" + "\\boxed{" * 50, "1"),
+    ("closed box inside an unclosed one", "\\boxed{2 \\boxed{3}", "3"),
+    ("escaped backslash before box", "\\\\boxed{4}", "4"),
+    ("box after stray closing braces", "}} \\boxed{5} }", "5"),
+    ("nested box: the last box is the inner one", "\\boxed{\\boxed{6}}", "6"),
 ]
 
 
@@ -131,6 +141,79 @@ PARSE_CASES = [
     ("overflow", "1e999", None, "non_finite", False),
     ("division by zero", "\\frac{1}{0}", None, "non_finite", False),
     ("degenerate long box", "1 " * 600, None, "unparsable", False),
+    # Issue 10: a reading is right or unparsable, never a different number.
+    ("negated parentheses", "-(5)", -5.0, "ok", False),
+    ("double minus", "--5", 5.0, "ok", False),
+    ("plus minus", "+-5", -5.0, "ok", False),
+    ("negated negative in parentheses", "-(-5)", 5.0, "ok", False),
+    ("nested parentheses", "((5))", 5.0, "ok", False),
+    ("latex negated parentheses", "-\\left(5\\right)", -5.0, "ok", False),
+    ("trailing minus", "5-", None, "unparsable", False),
+    ("trailing plus", "5 +", None, "unparsable", False),
+    ("sqrt", "\\sqrt{25}", 5.0, "ok", False),
+    ("unicode sqrt", "√2", math.sqrt(2), "ok", False),
+    ("sqrt word", "sqrt(25)", 5.0, "ok", False),
+    ("negated sqrt", "-\\sqrt{4}", -2.0, "ok", False),
+    ("frac of sqrt", "\\frac{\\sqrt{3}}{2}", math.sqrt(3) / 2, "ok", False),
+    ("nested frac", "\\frac{\\frac{1}{2}}{4}", 0.125, "ok", False),
+    ("sqrt of frac", "\\sqrt{\\frac{1}{4}}", 0.5, "ok", False),
+    ("sqrt over number", "√2/2", math.sqrt(2) / 2, "ok", False),
+    ("negative denominator", "3/-4", -0.75, "ok", False),
+    ("sqrt of negative", "\\sqrt{-4}", None, "unparsable", False),
+    ("nth root", "\\sqrt[3]{27}", None, "unparsable", False),
+    ("bare latex sqrt", "\\sqrt 25", None, "unparsable", False),
+    ("log", "\\log 10", None, "unparsable", False),
+    ("ln", "\\ln(5)", None, "unparsable", False),
+    ("log word", "log(10)", None, "unparsable", False),
+    ("max word", "max(3, 5)", None, "unparsable", False),
+    ("minus word", "minus 5", None, "unparsable", False),
+    ("hex", "0x10", None, "unparsable", False),
+    ("binary", "0b101", None, "unparsable", False),
+    ("implicit variable", "2x", None, "unparsable", False),
+    ("kilo suffix", "100k", None, "unparsable", False),
+    ("mega letter", "1.5 M", None, "unparsable", False),
+    ("billion abbreviation", "3bn", None, "unparsable", False),
+    ("dangling e", "5e", None, "unparsable", False),
+    ("pi glued", "2π", None, "unparsable", False),
+    ("latex pi", "2\\pi", None, "unparsable", False),
+    ("square", "5^2", None, "unparsable", False),
+    ("power in braces", "2^{10}", None, "unparsable", False),
+    ("product", "2 \\times 3", None, "unparsable", False),
+    ("binary minus", "x - 5", None, "unparsable", False),
+    ("difference", "100 - 5", None, "unparsable", False),
+    ("variable over number", "x/2", None, "unparsable", False),
+    ("number over variable", "3/x", None, "unparsable", False),
+    ("frac of a variable", "\\frac{x}{2}", None, "unparsable", False),
+    ("two divisions", "1/2/3", None, "unparsable", False),
+    ("factorial", "5!", None, "unparsable", False),
+    ("implicit product with sqrt", "2\\sqrt{2}", None, "unparsable", False),
+    ("implicit product with frac", "\\frac{1}{2}x", None, "unparsable", False),
+    ("mixed number", "2\\frac{1}{2}", None, "unparsable", False),
+    ("wrapper glued to a letter", "\\mathbf{42}x", None, "unparsable", False),
+    ("implicit product with parenthesis", "2(3)", None, "unparsable", False),
+    ("plus minus sign", "\\pm 5", None, "unparsable", False),
+    ("unicode plus minus", "±5", None, "unparsable", False),
+    ("inequality", "x \\le 5", None, "unparsable", False),
+    ("inequality split by the equals sign", "x <= 5", None, "unparsable", False),
+    ("bound beside an assignment", "x \\geq 3, z = 5", None, "unparsable", False),
+    ("unknown command on the left is ignored", "z_{\\max} = 42", 42.0, "ok", False),
+    ("unknown command on the right is refused", "z = \\max 42", None, "unparsable", False),
+    ("unicode inequality", "z ≥ 42", None, "unparsable", False),
+    ("absolute value", "|-5|", None, "unparsable", False),
+    ("negated tuple", "-(3, 5)", None, "unparsable", False),
+    ("unknown macro", "\\foo{42}", None, "unparsable", False),
+    ("deep nesting refused", "(" * 40 + "5" + ")" * 40, None, "unparsable", False),
+    ("unit glued", "5kg", 5.0, "ok", False),
+    ("unit with slash", "5 m/s", 5.0, "ok", False),
+    ("cjk unit glued", "42元", 42.0, "ok", False),
+    ("sci with x", "3x10^5", 300000.0, "ok", False),
+    ("degrees", "90^\\circ", 90.0, "ok", False),
+    ("spacing command with length", "\\hspace{2pt}42", 42.0, "ok", False),
+    ("colour", "\\textcolor{red}{42}", 42.0, "ok", False),
+    ("display style", "\\displaystyle 42", 42.0, "ok", False),
+    ("hundred", "5 hundred", 500.0, "ok", False),
+    ("division sign", "3 ÷ 4", 0.75, "ok", False),
+    ("huge exponent", "10^{99999}", None, "non_finite", False),
 ]
 
 
@@ -161,14 +244,22 @@ GT_CASES = [
     ("scientific string", "1.1911788832813004e-09", 1.1911788832813004e-09),
     ("negative zero", -0.0, 0.0),
     ("optimind list", "[18.0]", 18.0),
-    ("none", None, INFEASIBLE),
-    ("null string", "null", INFEASIBLE),
-    ("no best solution", "No Best Solution", INFEASIBLE),
-    ("minus 99999 int", -99999, INFEASIBLE),
-    ("minus 99999 string", "-99999.0", INFEASIBLE),
+    # Markers that name a status accept only that status ...
     ("infeasible word", "Infeasible", INFEASIBLE),
+    ("no feasible solution", "No feasible solution", INFEASIBLE),
     ("unbounded word", "unbounded", UNBOUNDED),
+    # ... markers that only say "no optimum" accept either.
+    ("no best solution", "No Best Solution", NO_OPTIMUM),
+    ("no best solution with period", "No Best Solution.", NO_OPTIMUM),
+    ("no optimal solution", "no optimal solution", NO_OPTIMUM),
+    ("infeasible or unbounded", "Infeasible or  unbounded", NO_OPTIMUM),
+    ("no optimum constant", NO_OPTIMUM, NO_OPTIMUM),
+    ("minus 99999 int", -99999, NO_OPTIMUM),
+    ("minus 99999 string", "-99999.0", NO_OPTIMUM),
     ("huge int", 12345678901234567890, 12345678901234567890.0),
+    ("numpy float", np.float64(2.5), 2.5),
+    ("numpy int", np.int64(7), 7.0),
+    ("numpy float32", np.float32(0.5), 0.5),
 ]
 
 
@@ -184,6 +275,9 @@ def test_parse_ground_truth(value: object, expected: float | str) -> None:
 
 
 GT_ERROR_CASES = [
+    ("none", None),
+    ("null string", "null"),
+    ("None string", "None"),
     ("empty string", ""),
     ("prose", "about forty"),
     ("nan", float("nan")),
@@ -199,6 +293,11 @@ GT_ERROR_CASES = [
 def test_parse_ground_truth_rejects(value: object) -> None:
     with pytest.raises(GroundTruthError):
         parse_ground_truth(value)
+
+
+def test_none_ground_truth_says_how_to_fix() -> None:
+    with pytest.raises(ValueError, match=r"is None.*'infeasible', 'unbounded'.*fix the data"):
+        grade("\\boxed{infeasible}", None)
 
 
 # (id, response, ground truth, preset, expected correct, expected reason)
@@ -260,8 +359,19 @@ GRADE_CASES = [
         "correct",
     ),
     ("infeasible vs -99999", "\\boxed{No feasible solution}", -99999, "default", True, "correct"),
+    ("unbounded vs -99999", "\\boxed{unbounded}", -99999, "default", True, "correct"),
     ("-99999 written by model", "\\boxed{-99999}", "No Best Solution", "default", True, "correct"),
-    ("infeasible vs None", "\\boxed{infeasible}", None, "default", True, "correct"),
+    ("unbounded vs no optimum", "\\boxed{unbounded}", NO_OPTIMUM, "default", True, "correct"),
+    ("infeasible vs no optimum", "\\boxed{infeasible}", NO_OPTIMUM, "default", True, "correct"),
+    (
+        "hedge vs no optimum",
+        "\\boxed{infeasible or unbounded}",
+        NO_OPTIMUM,
+        "default",
+        False,
+        "ambiguous",
+    ),
+    ("number vs no optimum", "\\boxed{0}", "No Best Solution", "default", False, "status_mismatch"),
     (
         "unbounded vs unbounded",
         "\\boxed{\\text{unbounded}}",
@@ -271,15 +381,34 @@ GRADE_CASES = [
         "correct",
     ),
     (
-        "unbounded vs infeasible",
+        "unbounded vs named infeasible",
         "\\boxed{unbounded}",
-        "No Best Solution",
+        "infeasible",
+        "default",
+        False,
+        "status_mismatch",
+    ),
+    (
+        "infeasible vs named unbounded",
+        "\\boxed{No Best Solution}",
+        "unbounded",
         "default",
         False,
         "status_mismatch",
     ),
     ("infeasible vs number", "\\boxed{infeasible}", 42, "default", False, "status_mismatch"),
-    ("number vs infeasible", "\\boxed{42}", None, "default", False, "status_mismatch"),
+    ("number vs infeasible", "\\boxed{42}", "infeasible", "default", False, "status_mismatch"),
+    # Issue 10: expressions are evaluated when simple, refused otherwise, never misread.
+    ("negated parentheses right", "\\boxed{-(5)}", -5, "default", True, "correct"),
+    ("negated parentheses not 5", "\\boxed{-(5)}", 5, "default", False, "wrong_value"),
+    ("double minus right", "\\boxed{--5}", 5, "default", True, "correct"),
+    ("double minus not -5", "\\boxed{--5}", -5, "default", False, "wrong_value"),
+    ("trailing minus refused", "\\boxed{5-}", 5, "default", False, "unparsable"),
+    ("sqrt evaluated", "\\boxed{\\sqrt{25}}", 5, "default", True, "correct"),
+    ("sqrt not 25", "\\boxed{\\sqrt{25}}", 25, "default", False, "wrong_value"),
+    ("log refused", "\\boxed{\\log 10}", 10, "default", False, "unparsable"),
+    ("hex refused", "\\boxed{0x10}", 0, "default", False, "unparsable"),
+    ("hex not 16 either", "\\boxed{0x10}", 16, "default", False, "unparsable"),
     ("-99999 vs number", "\\boxed{-99999}", 42, "default", False, "status_mismatch"),
     # default: max(1e-4 * |g|, 1e-6), plus half a unit of a non-integer truth's last decimal
     ("default rel just inside", "\\boxed{100.01}", 100, "default", True, "correct"),
@@ -348,7 +477,7 @@ def test_grade_records_what_it_read() -> None:
 def test_grade_errors_are_none_when_not_numeric() -> None:
     zero = grade("\\boxed{0}", 0)
     assert (zero.correct, zero.rel_error, zero.abs_error) == (True, None, 0.0)
-    status = grade("\\boxed{infeasible}", None)
+    status = grade("\\boxed{infeasible}", "infeasible")
     assert (status.predicted, status.ground_truth, status.rel_error) == (
         INFEASIBLE,
         INFEASIBLE,
@@ -370,9 +499,15 @@ GRADE_VALUE_CASES = [
     ("none", None, 42, False, "no_answer"),
     ("nan", float("nan"), 42, False, "unparsable"),
     ("program output marker", "No Best Solution", "No Best Solution", True, "correct"),
-    ("numeric -99999", -99999.0, None, True, "correct"),
+    ("numeric -99999", -99999.0, "No Best Solution", True, "correct"),
     ("string number", "1,234", 1234, True, "correct"),
     ("status constant", UNBOUNDED, "unbounded", True, "correct"),
+    ("unbounded program vs -99999", "unbounded", -99999, True, "correct"),
+    ("no optimum constant vs itself", NO_OPTIMUM, "No Best Solution", True, "correct"),
+    ("no optimum constant vs named status", NO_OPTIMUM, "infeasible", False, "status_mismatch"),
+    ("numpy float", np.float64(42.0), 42, True, "correct"),
+    ("numpy int", np.int32(41), 42, False, "wrong_value"),
+    ("infinity", float("inf"), 42, False, "unparsable"),
 ]
 
 
@@ -384,6 +519,105 @@ GRADE_VALUE_CASES = [
 def test_grade_value(predicted: object, truth: object, correct: bool, reason: str) -> None:
     verdict = grade_value(predicted, truth)
     assert (verdict.correct, verdict.reason, verdict.raw_answer) == (correct, reason, None)
+
+
+# (id, response: a number given to grade() instead of text, ground truth, correct, reason)
+GRADE_NUMBER_CASES = [
+    ("int", 5, 5, True, "correct"),
+    ("float", 5.0, "5", True, "correct"),
+    ("wrong int", 6, 5, False, "wrong_value"),
+    ("numpy float64", np.float64(5.00001), 5, True, "correct"),
+    ("numpy int64", np.int64(5), 5.0, True, "correct"),
+    ("numpy float32", np.float32(0.5), 0.5, True, "correct"),
+    ("nan", float("nan"), 5, False, "unparsable"),
+    ("number vs status", 5, "infeasible", False, "status_mismatch"),
+]
+
+
+@pytest.mark.parametrize(
+    ("response", "truth", "correct", "reason"),
+    [c[1:] for c in GRADE_NUMBER_CASES],
+    ids=[c[0] for c in GRADE_NUMBER_CASES],
+)
+def test_grade_accepts_numbers(response: object, truth: object, correct: bool, reason: str) -> None:
+    verdict = grade(response, truth)  # type: ignore[arg-type]
+    assert (verdict.correct, verdict.reason, verdict.raw_answer) == (correct, reason, None)
+
+
+@pytest.mark.parametrize(
+    "response", [True, np.bool_(True), [5], b"\\boxed{5}", {"answer": 5}], ids=repr
+)
+def test_grade_names_what_it_expects(response: object) -> None:
+    with pytest.raises(TypeError, match=r"response text \(str\) or a number"):
+        grade(response, 5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"a number \(int, float, numpy number\)"):
+        grade_value(response, 5)  # type: ignore[arg-type]
+
+
+def test_grade_of_none_text_is_no_answer() -> None:
+    assert grade(None, 5).reason == "no_answer"
+
+
+# (id, program output, what it holds)
+PRINTED_CASES = [
+    ("plain", "Objective: 1160.0\n", {1160.0}, set()),
+    ("negative and exponent", "z = -1.2e+05", {-120000.0}, set()),
+    ("thousands", "Total cost: $1,234,567.50", {1234567.5, 1.0, 234.0, 567.5}, set()),
+    ("fraction", "x = 3/4", {3.0, 4.0, 0.75}, set()),
+    ("identifiers are not numbers", "x1 = 5, y_2 = 6", {5.0, 6.0}, set()),
+    ("infeasible", "Status: Infeasible", set(), {INFEASIBLE}),
+    ("orlm marker", "No Best Solution", set(), {INFEASIBLE}),
+    ("gurobi both", "Model is infeasible or unbounded", set(), {INFEASIBLE, UNBOUNDED}),
+    ("no numbers", "done", set(), set()),
+    ("overflow", "1e999", set(), set()),
+    ("zero division fraction", "0/0", {0.0}, set()),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "numbers", "statuses"),
+    [c[1:] for c in PRINTED_CASES],
+    ids=[c[0] for c in PRINTED_CASES],
+)
+def test_printed_values(text: str, numbers: set[float], statuses: set[str]) -> None:
+    printed = printed_values(text)
+    assert set(printed.numbers) == numbers
+    assert printed.statuses == statuses
+
+
+# (id, box content, program outputs, preset, printed?)
+ANSWER_PRINTED_CASES = [
+    ("exact", "1160", ["Objective: 1160.0"], "default", True),
+    ("rounded answer", "135.27", ["obj 135.26666666"], "default", True),
+    ("rounded print", "135.2667", ["obj 135.27"], "default", True),
+    ("never printed", "42", ["Objective: 41"], "default", False),
+    ("no execution", "42", [], "default", False),
+    ("second execution", "42", ["nothing", "z=42.0"], "default", True),
+    ("percent as fraction", "12.5\\%", ["share 0.125"], "default", True),
+    ("thousands in output", "1234567.5", ["$1,234,567.50"], "default", True),
+    ("orlm rounds", "105", ["100.4"], "orlm", True),
+    ("strict does not", "100.01", ["100"], "strict", False),
+    ("status printed", "\\text{infeasible}", ["Status: INFEASIBLE"], "default", True),
+    ("status not printed", "\\text{infeasible}", ["Status: optimal 3"], "default", False),
+    ("other status", "unbounded", ["infeasible"], "default", False),
+    ("marker answer", "-99999", ["model unbounded"], "default", True),
+    ("unparsable answer", "\\log 10", ["10"], "default", False),
+    ("identifier digits do not count", "1", ["x1 = 5"], "default", False),
+]
+
+
+@pytest.mark.parametrize(
+    ("raw", "outputs", "preset", "printed"),
+    [c[1:] for c in ANSWER_PRINTED_CASES],
+    ids=[c[0] for c in ANSWER_PRINTED_CASES],
+)
+def test_answer_was_printed(raw: str, outputs: list[str], preset: str, printed: bool) -> None:
+    readings = [printed_values(text) for text in outputs]
+    assert answer_was_printed(parse_answer(raw), readings, preset=preset) is printed
+
+
+def test_printed_values_are_plain_data() -> None:
+    assert printed_values("7") == PrintedValues((7.0,), frozenset())
 
 
 def test_overrides_change_the_thresholds() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from or_env.grading import INFEASIBLE, UNBOUNDED
+from or_env.grading import INFEASIBLE, NO_OPTIMUM, UNBOUNDED, GroundTruthError
 from or_env.problems import (
     DATA_DIR_ENV,
     DatasetError,
@@ -274,7 +274,7 @@ def test_field_mapping_on_jsonl(tmp_path: Path) -> None:
     problems = load_problems(path=file, fields=fields)
     assert [(p.id, p.answer, p.benchmark) for p in problems] == [
         ("a7", 1250.0, "custom"),
-        ("b9", INFEASIBLE, "custom"),
+        ("b9", NO_OPTIMUM, "custom"),
     ]
     assert load_problems(path=file, fields=FieldMap("prompt", "target", "uid")) == problems
 
@@ -309,7 +309,7 @@ def test_orthought_null_ground_truth_means_no_optimum(tmp_path: Path) -> None:
     data = {"prob_001": {"description": "A?", "ground_truth": None}}
     file = _write(tmp_path / "summary_logior.json", json.dumps(data))
     [problem] = load_problems("logior", path=file)
-    assert (problem.id, problem.answer) == ("logior-orthought-prob_001", INFEASIBLE)
+    assert (problem.id, problem.answer) == ("logior-orthought-prob_001", NO_OPTIMUM)
 
 
 def test_parquet_with_field_mapping(tmp_path: Path) -> None:
@@ -333,7 +333,7 @@ def test_parquet_without_pyarrow_names_the_extra(
 
 def test_fields_are_guessed_from_common_names(tmp_path: Path) -> None:
     file = _jsonl(tmp_path / "en.jsonl", [{"en_question": "A?", "en_answer": "-99999", "id": 7}])
-    assert [(p.id, p.answer) for p in load_problems(path=file)] == [("7", INFEASIBLE)]
+    assert [(p.id, p.answer) for p in load_problems(path=file)] == [("7", NO_OPTIMUM)]
     other = _jsonl(tmp_path / "odd.jsonl", [{"text": "A?", "value": 1}])
     with pytest.raises(DatasetError, match=r"\['text', 'value'\].*pass fields="):
         load_problems(path=other)
@@ -447,6 +447,44 @@ def test_complexor_sample_question() -> None:
     assert row["_answer"] == 7
 
 
+@pytest.mark.parametrize(
+    ("en_answer", "expected"),
+    [("-9999", NO_OPTIMUM), ("-9999.0", NO_OPTIMUM), ("-99999", NO_OPTIMUM), ("-99990", "-99990")],
+)
+def test_sirl_fixed_reads_its_no_optimum_marker(en_answer: str, expected: str) -> None:
+    row = adapters.sirl_fixed({"en_question": "Q", "en_answer": en_answer, "orginal_answer": "1"})
+    assert (row["_answer"], row["en_answer"], row["original_answer"]) == (expected, en_answer, "1")
+
+
+# (id, answer given in a problem dict or record, the error it raises)
+MISSING_ANSWER_CASES = [
+    ("none", None, r"problem 'p9': ground truth is None.*'infeasible', 'unbounded'"),
+    ("null string", "null", r"problem 'p9': ground truth 'null'.*fix the data"),
+    ("prose", "lots", r"problem 'p9': cannot read ground truth 'lots'"),
+]
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [c[1:] for c in MISSING_ANSWER_CASES],
+    ids=[c[0] for c in MISSING_ANSWER_CASES],
+)
+def test_a_problem_without_a_readable_answer_is_refused(answer: object, message: str) -> None:
+    with pytest.raises(GroundTruthError, match=message):
+        Problem.from_dict({"id": "p9", "question": "Q?", "answer": answer})
+    with pytest.raises(ValueError, match=message):
+        Problem("p9", "Q?", answer)  # type: ignore[arg-type]
+
+
+def test_problem_answers_are_normalised() -> None:
+    assert Problem("p", "Q?", "No Best Solution").answer == NO_OPTIMUM
+    assert Problem("p", "Q?", -99999).answer == NO_OPTIMUM
+    assert Problem("p", "Q?", 3).answer == 3.0
+    assert Problem.from_dict({"id": "p", "question": "Q?", "answer": "infeasible"}).answer == (
+        INFEASIBLE
+    )
+
+
 def test_sirl_reference_program_takes_the_last_block() -> None:
     output = "<think>x</think>\n```python\nold()\n```\nfixed:\n```python\nnew()\n```"
     assert adapters.sirl_reference_program({"output": output})["_reference_code"] == "new()\n"
@@ -558,7 +596,45 @@ def test_every_version_loads_its_measured_count(
     assert len(set(ids)) == len(ids)
     assert all(i.startswith(f"{benchmark}-{version}-") for i in ids)
     assert all(p.question and p.benchmark == benchmark for p in problems)
-    assert all(isinstance(p.answer, float) or p.answer in (INFEASIBLE, UNBOUNDED) for p in problems)
+    statuses = (INFEASIBLE, UNBOUNDED, NO_OPTIMUM)
+    assert all(isinstance(p.answer, float) or p.answer in statuses for p in problems)
+
+
+# The "no optimal solution" markers of every version: (benchmark, version) -> the number of
+# problems read as NO_OPTIMUM (and the marker written in the file). No version names one status:
+# INFEASIBLE and UNBOUNDED appear only in the bundled sample set. Versions not listed have none.
+MARKER_COUNTS = {
+    ("nl4opt", "optmath"): (17, {"No Best Solution"}),
+    ("nl4opt", "sirl"): (17, {"No Best Solution"}),
+    ("nl4opt", "orlm-hf"): (22, {"No Best Solution", "-99999", "-99999.0"}),
+    ("mamo-easylp", "sirl-fixed"): (1, {"-9999"}),
+    ("mamo-complexlp", "sirl-fixed"): (1, {"-9999.0"}),
+    ("industryor", "orlm-hf"): (3, {"-99999"}),
+    ("industryor", "llmopt"): (3, {"-99999"}),
+    ("industryor", "orthought-summary"): (1, {"None"}),
+    ("nlp4lp", "orthought-summary"): (22, {"None"}),
+    ("complexor", "orthought"): (1, {"None"}),
+}
+
+
+@pytest.mark.benchmark_data
+@needs_data
+@pytest.mark.parametrize(
+    ("benchmark", "version"),
+    [(b, v) for b, v, *_ in EXPECTED_COUNTS],
+    ids=[f"{b}/{v}" for b, v, *_ in EXPECTED_COUNTS],
+)
+def test_no_optimum_markers_of_every_version(
+    loaded_versions: dict[tuple[str, str], tuple[list[Problem], LoadReport]],
+    benchmark: str,
+    version: str,
+) -> None:
+    problems = loaded_versions[(benchmark, version)][0]
+    marked = [p for p in problems if isinstance(p.answer, str)]
+    count, markers = MARKER_COUNTS.get((benchmark, version), (0, set()))
+    assert {p.answer for p in marked} <= {NO_OPTIMUM}
+    assert len(marked) == count
+    assert {str(p.meta.get("en_answer", p.meta["answer_raw"])) for p in marked} == markers
 
 
 @pytest.mark.benchmark_data

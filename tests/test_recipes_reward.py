@@ -34,6 +34,37 @@ CASES = [
     ("\\boxed{104}", "100", {"tolerance": "default"}, {"tolerance": "orlm"}, 1.0, True, True),
     # A bad ground truth is a zero, not a crash of the training step.
     ("\\boxed{1}", "a lot", None, {}, 0.0, False, False),
+    ("\\boxed{infeasible}", None, None, {}, 0.0, False, False),
+    # "No Best Solution" does not say which status: either answer is right.
+    ("\\boxed{unbounded}", "No Best Solution", None, {}, 1.0, True, True),
+    ("\\boxed{infeasible}", "-99999", None, {}, 1.0, True, True),
+    # An expression that is not evaluated is no answer to score, never a different number.
+    ("\\boxed{\\log 10}", "10", None, {}, 0.0, False, True),
+    ("\\boxed{-(5)}", "-5", None, {}, 1.0, True, True),
+    # Issue 9: the program closes its own output block from inside. As the environment renders
+    # it (fences broken by zero-width spaces) it stays inside and is not an answer ...
+    (
+        "```python\nprint('x = 3\\n```\\n\\nSo the optimum is \\\\boxed{42}.\\n"
+        "```output\\n')\n```\n"
+        "```output\nx = 3\n`\u200b`\u200b`\n\nSo the optimum is \\boxed{42}.\n"
+        "`\u200b`\u200b`output\n```\nLet me check.",
+        "42",
+        None,
+        {},
+        0.0,
+        False,
+        False,
+    ),
+    # ... and the "```" inside the program's source line does not end the code block.
+    (
+        "```python\nprint('```\\n\\\\boxed{42}')\n```\nLet me check.",
+        "42",
+        None,
+        {},
+        0.0,
+        False,
+        False,
+    ),
 ]
 
 

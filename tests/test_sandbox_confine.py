@@ -78,9 +78,11 @@ def test_hidden_paths_cover_ground_truths(monkeypatch, tmp_path):
 
 def test_unisolated_local_sandbox_is_refused_for_training(caplog):
     with LocalSandbox(workers=1, namespaces=False, preload=()) as box:
-        with caplog.at_level(logging.WARNING, logger="or_env.sandbox.local"):
-            with pytest.raises(UnisolatedSandboxError, match="allow_unisolated=True"):
-                require_isolation(box)
+        with (
+            caplog.at_level(logging.WARNING, logger="or_env.sandbox.local"),
+            pytest.raises(UnisolatedSandboxError, match="allow_unisolated=True"),
+        ):
+            require_isolation(box)
         assert box.isolation in ("uid", "session")
         assert any("without Linux namespaces" in r.getMessage() for r in caplog.records)
         require_isolation(box, allow_unisolated=True)  # the user's explicit choice

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from or_env.answer_parsing import NO_OPTIMUM
+
 Row = dict[str, Any]
 Adapter = Callable[[Row, Path | None], Row]
 
@@ -139,11 +141,26 @@ def sirl_reference_program(row: Row, folder: Path | None = None) -> Row:
     return {**row, "_reference_code": blocks[-1].strip() + "\n"}
 
 
-def sirl_fixed_original_answer(row: Row, folder: Path | None = None) -> Row:
-    """SIRL's corrected ComplexLP spells the key `orginal_answer` on one record; fold it in."""
+#: SIRL's corrected MAMO files write "no optimal solution" as -9999 (EasyLP record 630,
+#: ComplexLP record 70, 1-based lines); SIRL's check_result.py reads any en_answer containing
+#: "-9999" as "no optimal solution". Matched as numbers here, so -99990 stays a number.
+SIRL_FIXED_NO_OPTIMUM_VALUES = (-9999.0, -99999.0)
+
+
+def sirl_fixed(row: Row, folder: Path | None = None) -> Row:
+    """SIRL's corrected MAMO copies: their -9999 marker, and one misspelt key.
+
+    `_answer` is `en_answer`, or the NO_OPTIMUM marker where en_answer is -9999 or -99999. The
+    ComplexLP file spells `orginal_answer` on one record; it is folded into `original_answer`.
+    """
     if "orginal_answer" in row and "original_answer" not in row:
         row = {**row, "original_answer": row["orginal_answer"]}
-    return row
+    answer = row.get("en_answer")
+    try:
+        marker = float(str(answer).strip()) in SIRL_FIXED_NO_OPTIMUM_VALUES
+    except ValueError:
+        marker = False
+    return {**row, "_answer": NO_OPTIMUM if marker else answer}
 
 
 def bundled_reference_program(row: Row, folder: Path | None = None) -> Row:

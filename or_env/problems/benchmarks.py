@@ -17,6 +17,7 @@ _LLMOPT = FieldMap(question="question", answer="answer", id="index")
 _MAMO = FieldMap(question="Question", answer="Answer", id="id")
 _OPTIMIND = FieldMap(question="question", answer="_answer")
 _SUMMARY = FieldMap(question="description", answer="ground_truth")
+_SIRL_FIXED = FieldMap(question="en_question", answer="_answer")
 _LLMOPT_META = ("ori",)
 _ORLM_META = (
     "source",
@@ -119,10 +120,11 @@ BENCHMARKS: tuple[Benchmark, ...] = (
                 "sirl-fixed",
                 "mamo_easylp/sirl/MAMO_EasyLP_fixed.jsonl",
                 "jsonl",
-                _EN,
+                _SIRL_FIXED,
                 "Cardinal-Operations/SIRL test_data: SIRL-corrected EasyLP (642; 10 removed, "
-                "~70 answers fixed, original_answer kept)",
-                meta_fields=("is_checked", "original_answer"),
+                "~70 answers fixed, original_answer kept; -9999 = no optimal solution)",
+                meta_fields=("is_checked", "original_answer", "en_answer"),
+                adapter=adapters.sirl_fixed,
             ),
             Version(
                 "mamo",
@@ -158,10 +160,11 @@ BENCHMARKS: tuple[Benchmark, ...] = (
                 "sirl-fixed",
                 "mamo_complexlp/sirl/MAMO_ComplexLP_fixed.jsonl",
                 "jsonl",
-                _EN,
-                "Cardinal-Operations/SIRL test_data: SIRL-corrected ComplexLP (203)",
-                meta_fields=("is_checked", "original_answer"),
-                adapter=adapters.sirl_fixed_original_answer,
+                _SIRL_FIXED,
+                "Cardinal-Operations/SIRL test_data: SIRL-corrected ComplexLP (203; -9999 = no "
+                "optimal solution)",
+                meta_fields=("is_checked", "original_answer", "en_answer"),
+                adapter=adapters.sirl_fixed,
             ),
             Version(
                 "mamo",
@@ -239,7 +242,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
                 "ZJU-TSELab/ORThought datasets/summary: re-annotated IndustryOR (83); null "
                 "ground truth = no optimal solution",
                 meta_fields=("difficulty", "problem_type", "problem_size"),
-                null_is_infeasible=True,
+                null_means_no_optimum=True,
             ),
         ),
     ),
@@ -333,7 +336,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
                 "ZJU-TSELab/ORThought datasets/summary: corrected NLP4LP (264); null ground "
                 "truth (22) = no optimal solution",
                 meta_fields=("problem_type", "problem_size"),
-                null_is_infeasible=True,
+                null_means_no_optimum=True,
             ),
             Version(
                 "orthought",
@@ -368,7 +371,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
                 "input/output; question composed as description + sample data",
                 meta_fields=("problem_type", "problem_size", "details"),
                 adapter=adapters.complexor_sample,
-                null_is_infeasible=True,
+                null_means_no_optimum=True,
             ),
         ),
     ),
@@ -387,7 +390,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
                 _SUMMARY,
                 "ZJU-TSELab/ORThought datasets/summary: LogiOR (92)",
                 meta_fields=("problem_type", "problem_size", "details"),
-                null_is_infeasible=True,
+                null_means_no_optimum=True,
             ),
         ),
     ),

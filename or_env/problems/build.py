@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-from or_env.grading import GroundTruthError, parse_ground_truth
+from or_env.grading import NO_OPTIMUM, GroundTruthError, parse_ground_truth
 from or_env.problems.adapters import RowError
 from or_env.problems.readers import RawRecord
 from or_env.problems.record import Problem
@@ -113,10 +113,10 @@ def _to_problem(
     if fields.answer not in row:
         raise RowError(f"answer field {fields.answer!r} is missing")
     raw_answer = row[fields.answer]
-    if raw_answer is None and not version.null_is_infeasible:
+    if raw_answer is None and not version.null_means_no_optimum:
         raise RowError(f"answer field {fields.answer!r} is null")
     try:
-        answer = parse_ground_truth(raw_answer)
+        answer = NO_OPTIMUM if raw_answer is None else parse_ground_truth(raw_answer)
     except GroundTruthError as exc:
         raise RowError(f"unreadable answer {raw_answer!r}: {exc}") from exc
     if fields.id is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from or_env.grading import parse_ground_truth
+from or_env.grading import GroundTruthError, parse_ground_truth
 
 
 @dataclass(frozen=True)
@@ -15,8 +15,10 @@ class Problem:
     Attributes:
         id: unique within its benchmark (and version); stable across loads.
         question: the natural-language problem statement shown to the agent.
-        answer: the optimal objective value, or `or_env.grading.INFEASIBLE` /
-            `UNBOUNDED` for problems without an optimum.
+        answer: the optimal objective value, or `or_env.grading.INFEASIBLE`, `UNBOUNDED` or
+            `NO_OPTIMUM` (either status) for problems without an optimum. It is normalised by
+            `parse_ground_truth` when the record is made; None or an unreadable value raises
+            GroundTruthError (a ValueError) naming the problem.
         benchmark: the benchmark name as the CLI lists it ("nl4opt", "sample", ...).
         meta: anything else the source carried (version, source file, line,
             difficulty, problem type, a reference program...).
@@ -27,6 +29,9 @@ class Problem:
     answer: float | str
     benchmark: str = "custom"
     meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "answer", _ground_truth(self.id, self.answer))
 
     @classmethod
     def from_dict(cls, row: dict[str, Any], *, benchmark: str = "custom") -> Problem:
@@ -42,7 +47,7 @@ class Problem:
         return cls(
             id=str(row["id"]),
             question=question,
-            answer=parse_ground_truth(row["answer"]),
+            answer=_ground_truth(row["id"], row["answer"]),
             benchmark=str(row.get("benchmark", benchmark)),
             meta=dict(row.get("meta", {})),
         )
@@ -55,3 +60,11 @@ class Problem:
             "benchmark": self.benchmark,
             "meta": self.meta,
         }
+
+
+def _ground_truth(problem_id: object, value: object) -> float | str:
+    """`parse_ground_truth`, with the problem named in the error."""
+    try:
+        return parse_ground_truth(value)
+    except GroundTruthError as exc:
+        raise GroundTruthError(f"problem {problem_id!r}: {exc}") from exc

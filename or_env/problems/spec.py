@@ -51,8 +51,10 @@ class Version:
         meta_fields: source fields copied into Problem.meta (a leading "_" is dropped).
         adapter: derives question/answer/reference fields from a raw row (see adapters.py).
         exclude: (field, value) pairs marking rows the source itself flags as unusable.
-        null_is_infeasible: a null answer means "no optimal solution" in this source (ORThought);
-            elsewhere a null answer is a broken row.
+        null_means_no_optimum: a null answer is this source's marker for "no optimal
+            solution" without saying why (ORThought's summaries): it becomes NO_OPTIMUM, which
+            an infeasible or an unbounded answer matches. Elsewhere a null answer is a broken
+            row, never a silent "infeasible".
         bundled: the file ships inside the package (no data dir needed).
         id_prefix: prefix for problem ids; None means "<benchmark>-<version>-".
     """
@@ -65,7 +67,7 @@ class Version:
     meta_fields: tuple[str, ...] = ()
     adapter: Adapter | None = None
     exclude: tuple[tuple[str, str], ...] = ()
-    null_is_infeasible: bool = False
+    null_means_no_optimum: bool = False
     bundled: bool = False
     id_prefix: str | None = None
 

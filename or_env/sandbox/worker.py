@@ -513,7 +513,10 @@ class Server:
         keep = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
         keep += [os.path.dirname(os.path.realpath(sys.executable))]
         keep += [p for p in sys.path[1:] if p]
-        self.hidden = confine.hide_paths(lib, list(self.args.hide), keep)
+        try:
+            self.hidden = confine.hide_paths(lib, list(self.args.hide), keep)
+        except OSError as exc:
+            self.warnings.append(f"could not hide {self.args.hide} ({exc}): programs may read them")
         if self.uid is not None:
             self._give_uid_access()
         refused = confine.make_mounts_readonly(lib)

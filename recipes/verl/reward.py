@@ -45,8 +45,11 @@ def compute_score(
     """Grade one decoded response; returns verl's dict form (`score` plus logged extras).
 
     `solution_str` is the whole decoded response (execution outputs included); only the
-    last `\\boxed{}` outside code and output blocks counts. An unreadable ground truth
-    scores 0.0 and is logged (a data error must not crash a training step).
+    last `\\boxed{}` outside code and output blocks counts (blocks are read from fence lines,
+    as the environment reads them). Program output cannot forge an answer: the environment
+    renders it so that it can never close its block (`or_env.protocol.render_output`). Time is
+    linear in the length of the response. An unreadable ground truth (None included) scores
+    0.0 and is logged (a data error must not crash a training step).
     """
     preset = _tolerance(extra_info, tolerance)
     try:
