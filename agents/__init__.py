@@ -20,10 +20,11 @@ from agents.policy import (
     Policy,
     PolicyError,
     PolicyTurn,
+    ServerUnreachable,
     chat_messages,
 )
 from agents.replay import ReplayPolicy
-from agents.runner import EpisodeSpec, RolloutRunner, plan_episodes
+from agents.runner import EpisodeSpec, RolloutRunner, RunAborted, plan_episodes
 
 # Backends and the harness whose optional dependencies (httpx, vllm, torch, matplotlib)
 # load only when they are first used: `from agents import OpenAIPolicy` still works.
@@ -46,6 +47,8 @@ __all__ = [
     "PolicyTurn",
     "ReplayPolicy",
     "RolloutRunner",
+    "RunAborted",
+    "ServerUnreachable",
     "TransformersPolicy",
     "VLLMPolicy",
     "chat_messages",

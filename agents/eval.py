@@ -3,30 +3,48 @@
 `run_eval(policy, EvalConfig(benchmarks=["nl4opt", "mamo-easylp"], out_dir=...))` loads the
 problems, plays `samples` episodes per problem with `RolloutRunner` (resumable: rerunning
 the same command continues an interrupted run), scores them (`agents.metrics`) and writes
-the reports (`agents.report`). `or-env eval` is its command line.
+the reports (`agents.report`) of every episode in the run folder (`agents.run_folder`).
+`or-env eval` is its command line.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from agents.metrics import BenchmarkScore, score_benchmarks
 from agents.policy import Policy
 from agents.report import main_table, write_reports
+from agents.run_folder import (
+    CONFIG_FILE,
+    EPISODES_FILE,
+    EVAL_TIMEOUT_S,
+    RunConfig,
+    check_resume,
+    folder_records,
+    open_sandbox,
+)
 from agents.runner import RolloutRunner, plan_episodes
 from or_env.direct import ORLM_USER_TEMPLATE
 from or_env.problems import Problem, load_problems
-from or_env.sandbox import Sandbox, make_sandbox
+from or_env.sandbox import Sandbox
 
 logger = logging.getLogger(__name__)
 
-EPISODES_FILE = "episodes.jsonl"
-CONFIG_FILE = "run_config.json"
+__all__ = [
+    "CONFIG_FILE",
+    "EPISODES_FILE",
+    "PROMPTS",
+    "EvalConfig",
+    "EvalResult",
+    "arun_eval",
+    "load_benchmarks",
+    "run_eval",
+]
+
 # The prompt presets: (system prompt, user template); None keeps the env's default.
 PROMPTS: dict[str, tuple[str | None, str]] = {
     "default": (None, "{question}"),
@@ -46,61 +64,45 @@ _EPISODE_SETTINGS = (
 )
 
 
-@dataclass
-class EvalConfig:
-    """What to evaluate and how.
+@dataclass(kw_only=True)
+class EvalConfig(RunConfig):
+    """What to evaluate and how: the shared run settings (`agents.run_folder.RunConfig`:
+    out_dir, benchmarks, version, data_dir, limit, samples, concurrency, base_seed,
+    rendering, tolerance, max_turns, max_executions, timeout, sandbox, sandbox_workers,
+    progress), and:
 
-    benchmarks: names from `or-env benchmarks`, each optionally `name@version`.
-    out_dir: where episodes.jsonl and the reports go.
-    version: the version for benchmarks given without one (None: each one's default).
-    data_dir: the benchmark data folder (default: $OR_ENV_DATA_DIR).
-    limit: evaluate only the first N problems of each benchmark (0: all).
-    samples: episodes per problem (pass@k for k <= samples).
-    concurrency: episodes in flight at once.
-    base_seed: seeds every episode (`agents.runner.episode_seed`).
-    protocol / rendering / direct_rule / tolerance / max_turns / max_executions / timeout:
-        `ORModelingEnv` settings (timeout: seconds per code execution).
+    timeout: seconds per code execution; default `EVAL_TIMEOUT_S` (300 s), long enough for
+        the large MILPs of the benchmarks (see `agents.run_folder`).
+    protocol / direct_rule: `ORModelingEnv` settings ("native" or "direct").
     prompt: "default" or "orlm" (ORLM's completion prompt, for its models and replays).
-    sandbox: "auto", "local" or "docker"; sandbox_workers: its pool size (None: per CPU).
-    progress: show a progress bar.
     label: the row name in the table (default: the policy's model).
     """
 
-    benchmarks: list[str]
-    out_dir: Path
-    version: str | None = None
-    data_dir: str | None = None
-    limit: int = 0
-    samples: int = 1
-    concurrency: int = 64
-    base_seed: int = 0
+    timeout: float = EVAL_TIMEOUT_S
     protocol: str = "native"
-    rendering: str = "inline"
     direct_rule: str = "default"
-    tolerance: str = "default"
-    max_turns: int = 12
-    max_executions: int = 10
-    timeout: float = 30.0
     prompt: str = "default"
-    sandbox: str = "auto"
-    sandbox_workers: int | None = None
-    progress: bool = True
     label: str | None = None
 
-    def settings(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["out_dir"] = str(self.out_dir)
-        return data
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.prompt not in PROMPTS:
+            raise ValueError(f"unknown prompt {self.prompt!r}; choose from {sorted(PROMPTS)}")
 
 
 @dataclass
 class EvalResult:
-    """What `run_eval` produced: scores, the records, the written files, the table."""
+    """What `run_eval` produced: scores, the records, the written files, the table.
+
+    records: every episode of the run folder (the reports describe them all); planned:
+    how many of them this call's plan held.
+    """
 
     scores: list[BenchmarkScore]
     records: list[dict[str, Any]]
     paths: dict[str, Path]
     table: str
+    planned: int = 0
 
 
 def parse_benchmark(spec: str, default_version: str | None) -> tuple[str, str | None]:
@@ -111,7 +113,7 @@ def parse_benchmark(spec: str, default_version: str | None) -> tuple[str, str | 
     return name, version or default_version
 
 
-def load_benchmarks(config: EvalConfig) -> list[Problem]:
+def load_benchmarks(config: RunConfig) -> list[Problem]:
     """The problems of every configured benchmark, each cut to `limit`."""
     problems: list[Problem] = []
     for spec in config.benchmarks:
@@ -131,27 +133,11 @@ def _check_resume(config: EvalConfig, policy: Policy) -> None:
     wanted["policy"] = {
         k: v for k, v in policy.describe().items() if k not in ("base_url", "episodes")
     }
-    path = config.out_dir / CONFIG_FILE
-    if path.exists() and (config.out_dir / EPISODES_FILE).exists():
-        found = json.loads(path.read_text())
-        differs = sorted(k for k in wanted if _canonical(found.get(k)) != _canonical(wanted[k]))
-        if differs:
-            raise ValueError(
-                f"{config.out_dir} holds a run made with other settings ({', '.join(differs)}); "
-                "use another --out, or delete that folder to start over"
-            )
-    config.out_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(wanted, indent=2, default=str) + "\n")
-
-
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
+    check_resume(config.out_dir, wanted, "run")
 
 
 def env_kwargs(config: EvalConfig, sandbox: Sandbox) -> dict[str, Any]:
     """The ORModelingEnv settings of a config."""
-    if config.prompt not in PROMPTS:
-        raise ValueError(f"unknown prompt {config.prompt!r}; choose from {sorted(PROMPTS)}")
     system_prompt, user_template = PROMPTS[config.prompt]
     return {
         "sandbox": sandbox,
@@ -170,15 +156,18 @@ def env_kwargs(config: EvalConfig, sandbox: Sandbox) -> dict[str, Any]:
 async def arun_eval(
     policy: Policy, config: EvalConfig, problems: list[Problem] | None = None
 ) -> EvalResult:
-    """Evaluate `policy` (see the module doc); `problems` overrides loading the benchmarks."""
+    """Evaluate `policy` (see the module doc); `problems` overrides loading the benchmarks.
+
+    The policy is checked first (`Policy.aprepare`: for a server, that it answers and serves
+    the model). The reports cover every episode in `config.out_dir`, also those of earlier
+    runs with other benchmarks or a larger `limit`.
+    """
     problems = load_benchmarks(config) if problems is None else problems
     if not problems:
         raise ValueError("no problems to evaluate")
+    await policy.aprepare()
     _check_resume(config, policy)
-    options = {"timeout": max(config.timeout, 1.0)}
-    if config.sandbox_workers:
-        options["workers"] = config.sandbox_workers
-    sandbox = make_sandbox(config.sandbox, **options)
+    sandbox = open_sandbox(config)
     try:
         runner = RolloutRunner(
             policy,
@@ -188,17 +177,27 @@ async def arun_eval(
             description="eval",
         )
         specs = plan_episodes(problems, config.samples, config.base_seed)
-        records = await runner.arun(specs, config.out_dir / EPISODES_FILE)
+        planned = await runner.arun(specs, config.episodes_path)
     finally:
         sandbox.close()
+    records = folder_records(config.out_dir, planned)
+    if len(records) > len(planned):
+        logger.warning(
+            "%s holds %d episodes, %d of them planned by this run: the reports describe all %d",
+            config.out_dir,
+            len(records),
+            len(planned),
+            len(records),
+        )
     scores = score_benchmarks(records)
     described = policy.describe()
     model = config.label or str(described.get("model") or described.get("source") or policy.name)
     shown = {k: config.settings()[k] for k in ("protocol", "rendering", "tolerance", "samples")}
+    shown["timeout_s"] = config.timeout
     if config.protocol == "direct":
         shown["direct_rule"] = config.direct_rule
     paths = write_reports(scores, model, {**shown, "policy": policy.name}, config.out_dir)
-    paths["episodes"] = config.out_dir / EPISODES_FILE
+    paths["episodes"] = config.episodes_path
     errors = sum(s.errors for s in scores)
     if errors:
         logger.warning(
@@ -207,7 +206,7 @@ async def arun_eval(
             errors,
             paths["episodes"],
         )
-    return EvalResult(scores, records, paths, main_table(scores, model))
+    return EvalResult(scores, records, paths, main_table(scores, model), len(planned))
 
 
 def run_eval(

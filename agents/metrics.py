@@ -10,6 +10,9 @@
 - failure reasons of incorrect episodes: the grade's reason for answered ones
   (wrong_value, status_mismatch, unparsable, ...) and the termination reason otherwise
   (max_turns, no_code, context_length, error, ...).
+- timeouts: episodes in which at least one code execution hit the execution time limit
+  (whatever the episode's outcome), and timed_out_executions: how many executions did.
+  Many timeouts mean the limit, not the model, decided those episodes.
 """
 
 from __future__ import annotations
@@ -38,6 +41,13 @@ def default_ks(samples: int) -> list[int]:
         ks.add(k)
         k *= 2
     return sorted(ks)
+
+
+def timed_out_executions(record: Mapping[str, Any]) -> int:
+    """How many of an episode's code executions hit the time limit."""
+    return sum(
+        1 for step in record.get("steps") or [] if (step.get("execution") or {}).get("timed_out")
+    )
 
 
 def failure_reason(record: Mapping[str, Any]) -> str | None:
@@ -70,6 +80,8 @@ class BenchmarkScore:
     termination_reasons: dict[str, int] = field(default_factory=dict)
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    timeouts: int = 0
+    timed_out_executions: int = 0
 
     @property
     def pass1(self) -> float:
@@ -114,6 +126,7 @@ def _score(label: str, records: list[Mapping[str, Any]]) -> BenchmarkScore:
     terminations = Counter(str(r.get("termination_reason")) for r in records)
     tokens = [r.get("tokens") or {} for r in records]
     versions = {r.get("version") for r in records}
+    timed_out = [timed_out_executions(r) for r in records]
     return BenchmarkScore(
         benchmark=label,
         version=versions.pop() if len(versions) == 1 else None,
@@ -128,6 +141,8 @@ def _score(label: str, records: list[Mapping[str, Any]]) -> BenchmarkScore:
         termination_reasons=dict(terminations.most_common()),
         prompt_tokens=sum(t.get("prompt") or 0 for t in tokens),
         completion_tokens=sum(t.get("completion") or 0 for t in tokens),
+        timeouts=sum(1 for n in timed_out if n),
+        timed_out_executions=sum(timed_out),
     )
 
 

@@ -17,6 +17,30 @@ class PolicyError(RuntimeError):
     """
 
 
+class ServerUnreachable(PolicyError):
+    """The model server could not be reached at all (connection refused, unknown host,
+    connect timeout), as opposed to a server that answered with an error.
+
+    The rollout runner stops a run after a few consecutive episodes fail this way
+    (`RolloutRunner(stop_after_unreachable=...)`): every further episode would fail too.
+    """
+
+
+def unreachable_cause(exc: BaseException | None) -> ServerUnreachable | None:
+    """The `ServerUnreachable` behind an exception (itself, or in its chain of causes), if any.
+
+    Wrappers re-raise policy errors as their own (CALM's judge: `JudgeUnavailable`); the
+    cause chain still says whether a server was unreachable.
+    """
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, ServerUnreachable):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 class ContextLengthError(PolicyError):
     """The transcript no longer fits the model's context window.
 
@@ -103,6 +127,11 @@ class Policy(abc.ABC):
     def describe(self) -> dict[str, Any]:
         """What to record about this policy in results (name, model, settings)."""
         return {"policy": self.name}
+
+    async def aprepare(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Check the backend before a run, and fit settings to it; raise PolicyError (or
+        ValueError for settings that cannot work) with the fix. The evaluation harness and
+        CALM curation call it once, before the first episode; the default checks nothing."""
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release connections or engines; the default holds none."""

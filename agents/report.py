@@ -50,21 +50,28 @@ def main_table(scores: Sequence[BenchmarkScore], model: str) -> str:
 
 
 def details_table(scores: Sequence[BenchmarkScore]) -> str:
-    """Per benchmark: size, samples, pass@k, turns, executions, errors, failure reasons."""
+    """Per benchmark: size, samples, pass@k, turns, executions, errors, timeouts, failure
+    reasons."""
     header = (
         "| benchmark | version | problems | samples | pass@1 | pass@k | mean turns "
-        "| mean executions | errors | failure reasons |"
+        "| mean executions | errors | timeouts | failure reasons |"
     )
-    lines = [header, "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [header, "|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in scores:
         ks = ", ".join(f"@{k} {_pct(v)}" for k, v in s.pass_at.items() if k > 1) or "-"
         reasons = ", ".join(f"{name} {count}" for name, count in s.failure_reasons.items())
         lines.append(
             f"| {display_name(s.benchmark)} | {s.version or '-'} | {s.problems} | {s.samples} "
             f"| {_pct(s.pass1)} | {ks} | {s.mean_turns:.2f} | {s.mean_executions:.2f} "
-            f"| {s.errors} | {reasons or '-'} |"
+            f"| {s.errors} | {_timeouts(s)} | {reasons or '-'} |"
         )
     return "\n".join(lines)
+
+
+def _timeouts(score: BenchmarkScore) -> str:
+    if not score.timeouts:
+        return "0"
+    return f"{score.timeouts} ({score.timed_out_executions} executions)"
 
 
 def markdown_report(
@@ -77,7 +84,10 @@ def markdown_report(
         f"pass@1 (%), averaged over {samples} sample(s) per problem"
         + ("; pass@k is the unbiased estimator" if samples > 1 else "")
         + "; macro = unweighted mean over the benchmarks. Episodes that failed to run count "
-        "as incorrect (column `errors`).",
+        "as incorrect (column `errors`); `timeouts`: episodes in which a code execution hit "
+        "the time limit"
+        + (f" ({settings['timeout_s']:g} s)" if settings.get("timeout_s") else "")
+        + ".",
     ]
     return (
         "\n\n".join(
@@ -101,6 +111,8 @@ def results_json(
     return {
         "model": model,
         "settings": dict(settings),
+        "episodes": sum(s.episodes for s in scores),
+        "timeouts": sum(s.timeouts for s in scores),
         "benchmarks": [s.to_dict() for s in scores],
         "macro": {f"pass@{k}": macro_average(scores, k) for k in sorted({1, samples})},
     }

@@ -7,9 +7,14 @@ shows a progress bar, and appends a record to `out` as each episode ends. Episod
 record in `out` is complete are skipped, so an interrupted run resumes where it stopped;
 episodes recorded as errors are run again.
 
-A failing episode never stops the run: a `PolicyError` (server down after retries, replay
-missing) or any other exception is recorded with `status="error"` and the message. A
+A failing episode does not stop the run: a `PolicyError` (server errors after retries,
+replay missing) or any other exception is recorded with `status="error"` and the message. A
 `ContextLengthError` ends the episode as truncated (`termination_reason="context_length"`).
+The exception is a server that cannot be reached: after `stop_after_unreachable` episodes in
+a row failed with `ServerUnreachable` (also as the cause of a wrapper's error), every further
+episode would fail the same way, so the runner cancels the episodes in flight (they are not
+recorded) and raises `RunAborted`; the finished episodes stay in `out`, and rerunning
+resumes. An interrupted run (Ctrl-C, a cancelled task) likewise keeps every finished episode.
 
 Record fields: `schema`, `problem_id`, `benchmark`, `version`, `sample`, `seed`, `status`
 ("ok" | "error"), `error`, `reward`, `correct`, `answer`, `ground_truth`, `grade`,
@@ -19,8 +24,10 @@ transcript, each message with its `source`: env, policy or intervener), `steps` 
 turn: action kind, policy latency, env seconds, tokens, finish reason, attempts, reasoning,
 execution status, `rewound_to`),
 `tokens` (prompt and completion totals), `timings` (wall, policy and env seconds, start
-time), `protocol`, `rendering`, `tolerance`, `policy` (the policy's `describe()`), and any
-fields the env adds through a `record_fields()` method (a wrapper's bookkeeping, e.g. `calm`).
+time), `protocol`, `rendering`, `tolerance`, `policy` (the policy's `describe()`),
+`unreachable` (only on an error record whose cause was a server that could not be reached),
+and any fields the env adds through a `record_fields()` method (a wrapper's bookkeeping,
+e.g. `calm`).
 
 Every request is built from the env's transcript (`env.unwrapped.transcript`), never from the
 returned observation, so a wrapper that rewinds the env and inserts text (CALM) is honoured:
@@ -40,12 +47,28 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agents.policy import ContextLengthError, EpisodeKey, Policy, PolicyError, PolicyTurn
+from agents.policy import (
+    ContextLengthError,
+    EpisodeKey,
+    Policy,
+    PolicyError,
+    PolicyTurn,
+    unreachable_cause,
+)
 from agents.records import SCHEMA_VERSION, RecordWriter, is_complete, read_records
 from or_env.env import ORModelingEnv
 from or_env.problems import Problem
 
 logger = logging.getLogger(__name__)
+
+
+class RunAborted(RuntimeError):
+    """The run stopped early because the model server could not be reached (see the module
+    doc); `finished` episodes of this run were recorded before it stopped."""
+
+    def __init__(self, message: str, finished: int = 0) -> None:
+        super().__init__(message)
+        self.finished = finished
 
 
 @dataclass(frozen=True)
@@ -92,6 +115,8 @@ class RolloutRunner:
         concurrency: episodes in flight at once.
         progress: show a tqdm progress bar (tqdm is optional).
         description: the progress bar's label.
+        stop_after_unreachable: stop the run (`RunAborted`) after this many episodes in a
+            row failed because the server could not be reached (0: never stop).
     """
 
     def __init__(
@@ -103,6 +128,7 @@ class RolloutRunner:
         concurrency: int = 64,
         progress: bool = True,
         description: str = "episodes",
+        stop_after_unreachable: int = 3,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -117,6 +143,7 @@ class RolloutRunner:
         self.concurrency = concurrency
         self.progress = progress
         self.description = description
+        self.stop_after_unreachable = stop_after_unreachable
 
     def run(self, specs: Sequence[EpisodeSpec], out: str | Path | None = None) -> list[dict]:
         """`arun` from synchronous code."""
@@ -140,9 +167,11 @@ class RolloutRunner:
         for spec in todo:
             queue.put_nowait(spec)
         correct = 0
+        unreachable_in_a_row = 0
+        last_unreachable = ""
 
         async def worker() -> None:
-            nonlocal correct
+            nonlocal correct, unreachable_in_a_row, last_unreachable
             while True:
                 try:
                     spec = queue.get_nowait()
@@ -156,11 +185,27 @@ class RolloutRunner:
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(correct=f"{correct}/{len(results)}", refresh=False)
+                if record.get("unreachable"):
+                    unreachable_in_a_row += 1
+                    last_unreachable = str(record.get("error"))
+                else:
+                    unreachable_in_a_row = 0
+                if 0 < self.stop_after_unreachable <= unreachable_in_a_row:
+                    raise RunAborted(
+                        f"stopped after {unreachable_in_a_row} episodes in a row could not "
+                        f"reach the model server ({last_unreachable})",
+                        sum(1 for r in results.values() if r.get("status") == "ok"),
+                    )
 
+        tasks = [asyncio.create_task(worker()) for _ in range(min(self.concurrency, len(todo)))]
         try:
-            workers = min(self.concurrency, len(todo))
-            await asyncio.gather(*(worker() for _ in range(workers)))
+            await asyncio.gather(*tasks)
         finally:
+            # On RunAborted (or a cancellation) stop the episodes still in flight: they are
+            # not recorded, so a rerun plays them.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             if bar is not None:
                 bar.close()
             if writer is not None:
@@ -177,6 +222,7 @@ class RolloutRunner:
         steps: list[dict[str, Any]] = []
         info: dict[str, Any] = {}
         reward, status, error, reason = 0.0, "ok", None, None
+        unreachable = False
         policy_s = env_s = 0.0
         try:
             await env.areset(seed=spec.seed, options={"problem": spec.problem})
@@ -202,6 +248,7 @@ class RolloutRunner:
                     break
         except PolicyError as exc:
             status, error = "error", f"policy error: {exc}"
+            unreachable = unreachable_cause(exc) is not None
         except Exception as exc:
             status, error = "error", f"{type(exc).__name__}: {exc}"
             logger.warning("episode %s/%d failed", spec.problem.id, spec.sample, exc_info=True)
@@ -244,6 +291,8 @@ class RolloutRunner:
             "tolerance": _tolerance_name(inner.tolerance),
             "policy": self.policy.describe(),
         }
+        if unreachable:
+            record["unreachable"] = True
         # A wrapper may add its own fields (e.g. CALM's interventions), never replace ours.
         record_fields = getattr(env, "record_fields", None)
         if callable(record_fields):

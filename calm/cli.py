@@ -9,7 +9,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
+from typing import Any
+
+from agents.cli import (
+    DEFAULT_MAX_TOKENS,
+    EXIT_INTERRUPTED,
+    add_env_arguments,
+    add_problem_arguments,
+    add_running_arguments,
+    run_config_kwargs,
+)
+from or_env.cli import HelpFormatter, error, positive_int
 
 EPILOG = """example:
   or-env calm curate \\
@@ -19,22 +29,42 @@ EPILOG = """example:
       --tokenizer Qwen/Qwen3-4B-Thinking-2507 --out runs/calm
 
 It writes episodes.jsonl, sft.parquet (verl multi-turn SFT), golden.jsonl (provenance),
-report.md / report.json / flaw_types.png. Rerunning with the same --out resumes."""
+report.md / report.json / flaw_types.png. Rerunning with the same --out resumes (finished
+episodes are skipped, failed ones retried); the exports and the report always cover every
+episode in the folder. Ctrl-C stops with exit status 130; the finished episodes stay.
+
+Before the first episode both servers' /models are read: a server that does not answer or
+does not serve the named model stops the run at once. Without --max-tokens, reasoner turns
+are capped at 4096 tokens, or half the served context when that is shorter; explicit
+values that cannot fit the context are refused. After 3 episodes in a row cannot reach a
+server the run stops (rerun to resume).
+
+--seed none sends no per-request seed to the reasoner (vLLM's CPU backend with chunked
+prefill crashes on them); at temperature > 0 reruns then draw new samples. The judge
+never gets a seed. --timeout stays at 30 s here (curation produces training data; see
+`or-env eval --help` for the evaluation default)."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `calm` command (action: `curate`) to the `or-env` parser."""
-    calm = subparsers.add_parser("calm", help="CALM: intervener-guided data curation")
+    from agents.run_folder import default_of
+    from calm.curate import CurateConfig
+
+    calm = subparsers.add_parser(
+        "calm", help="CALM: intervener-guided data curation", formatter_class=HelpFormatter
+    )
     actions = calm.add_subparsers(dest="calm_command", required=True, metavar="ACTION")
     p = actions.add_parser(
         "curate",
         help="run reasoner + intervener on problems; export golden SFT data and a report",
         description=__doc__.split("\n\n")[0],
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     reasoner = p.add_argument_group("reasoner (the model whose trajectories are curated)")
-    reasoner.add_argument("--reasoner-base-url", default="http://localhost:8000/v1")
+    reasoner.add_argument(
+        "--reasoner-base-url", default="http://localhost:8000/v1", help="its API root"
+    )
     reasoner.add_argument("--reasoner-model", required=True, help="served model name")
     reasoner.add_argument(
         "--reasoner-api-key-env", default="OPENAI_API_KEY", help="variable holding its API key"
@@ -45,19 +75,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="the reasoner's tokenizer (name or path): chat template for --completions, and "
         "the unit of the hint token share (default: characters)",
     )
-    reasoner.add_argument("--max-tokens", type=int, default=4096)
-    reasoner.add_argument("--temperature", type=float)
-    reasoner.add_argument("--top-p", type=float)
-    reasoner.add_argument("--reasoning", choices=["merge", "separate"], default="merge")
+    reasoner.add_argument(
+        "--max-tokens",
+        type=positive_int,
+        help=f"tokens per reasoner turn (default: {DEFAULT_MAX_TOKENS}, or half the "
+        "server's context when that is shorter)",
+    )
+    reasoner.add_argument("--temperature", type=float, help="(default: the server's)")
+    reasoner.add_argument("--top-p", type=float, help="(default: the server's)")
+    reasoner.add_argument(
+        "--reasoning",
+        choices=["merge", "separate"],
+        default="merge",
+        help="a server's reasoning_content: merged into the action as <think>, or kept apart",
+    )
 
     judge = p.add_argument_group("intervener (the judge that writes hints)")
-    judge.add_argument("--intervener-base-url", default="http://localhost:8001/v1")
+    judge.add_argument(
+        "--intervener-base-url", default="http://localhost:8001/v1", help="its API root"
+    )
     judge.add_argument("--intervener-model", required=True, help="served model name")
-    judge.add_argument("--intervener-api-key-env", default="OPENAI_API_KEY")
-    judge.add_argument("--intervener-max-tokens", type=int, default=2048)
-    judge.add_argument("--intervener-temperature", type=float, default=0.0)
-    judge.add_argument("--judge-attempts", type=int, default=3, help="replies before 'no verdict'")
-    judge.add_argument("--max-hint-chars", type=int, default=400)
+    judge.add_argument(
+        "--intervener-api-key-env", default="OPENAI_API_KEY", help="variable holding its API key"
+    )
+    judge.add_argument(
+        "--intervener-max-tokens", type=positive_int, default=2048, help="tokens per judge reply"
+    )
+    judge.add_argument(
+        "--intervener-temperature", type=float, default=0.0, help="the judge's temperature"
+    )
+    judge.add_argument(
+        "--judge-attempts", type=positive_int, default=3, help="replies before 'no verdict'"
+    )
+    judge.add_argument(
+        "--max-hint-chars", type=positive_int, default=400, help="longest hint accepted"
+    )
     judge.add_argument(
         "--hide-answer", action="store_true", help="do not show the judge the answer"
     )
@@ -67,69 +119,54 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source = what.add_mutually_exclusive_group(required=True)
     source.add_argument("--benchmarks", help="comma-separated, each NAME[@VERSION]")
     source.add_argument("--problems", help="a JSONL/JSON/CSV/parquet file of problems")
-    what.add_argument("--version", help="version for benchmarks given without one")
-    what.add_argument("--data-dir", help="benchmark data folder (default: $OR_ENV_DATA_DIR)")
-    what.add_argument("--limit", type=int, default=0, help="first N problems per benchmark")
-    what.add_argument("--samples", type=int, default=1, help="episodes per problem")
-    what.add_argument("--out", required=True, type=Path, help="output folder (resumable)")
+    add_problem_arguments(what, CurateConfig)
 
     env = p.add_argument_group("environment and CALM")
-    env.add_argument("--rendering", choices=["inline", "chat"], default="inline")
-    env.add_argument("--tolerance", default="default", help="a grading preset")
-    env.add_argument("--max-turns", type=int, default=12)
-    env.add_argument("--max-executions", type=int, default=10)
-    env.add_argument("--timeout", type=float, default=30.0, help="seconds per code execution")
-    env.add_argument("--sandbox", choices=["auto", "local", "docker"], default="auto")
-    env.add_argument("--sandbox-workers", type=int, help="sandbox pool size (default: per CPU)")
-    env.add_argument("--max-interventions", type=int, default=5)
-    env.add_argument("--trigger", choices=["end", "execution"], default="end")
+    add_env_arguments(env, CurateConfig)
+    env.add_argument(
+        "--max-interventions",
+        type=positive_int,
+        default=default_of(CurateConfig, "max_interventions"),
+        help="hints per episode",
+    )
+    env.add_argument(
+        "--trigger",
+        choices=["end", "execution"],
+        default=default_of(CurateConfig, "trigger"),
+        help="when the judge reads the trajectory: when the episode ends, or after every execution",
+    )
     env.add_argument(
         "--sft-layout",
         choices=["split", "rendered"],
-        default="split",
-        help="split: outputs and hints as user messages, out of the loss (default)",
+        default=default_of(CurateConfig, "sft_layout"),
+        help="split: outputs and hints as user messages, out of the loss",
     )
 
     run = p.add_argument_group("running")
-    run.add_argument("--concurrency", type=int, default=16, help="episodes in flight")
-    run.add_argument("--seed", type=int, default=0, help="base seed of the episodes")
-    run.add_argument("--request-timeout", type=float, default=600.0, help="seconds per request")
-    run.add_argument("--max-retries", type=int, default=6, help="HTTP retries per request")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_running_arguments(run, CurateConfig)
     p.set_defaults(func=cmd_curate)
 
 
 def cmd_curate(args: argparse.Namespace) -> int:
     """Build the two clients, run the curation, print where everything went."""
     from agents.openai_policy import OpenAIPolicy
+    from agents.policy import PolicyError
     from agents.retry import Backoff
+    from agents.run_folder import interrupted_message, saved_episodes
+    from agents.runner import RunAborted
     from calm.curate import CurateConfig, run_curate
     from calm.intervener import Intervener
     from calm.taxonomy import DEFAULT_TAXONOMY, load_taxonomy
     from calm.verdict import VerdictRules
 
     config = CurateConfig(
-        out_dir=args.out,
+        **run_config_kwargs(args),
         benchmarks=[b for b in (args.benchmarks or "").split(",") if b.strip()],
         problems_path=args.problems,
-        version=args.version,
-        data_dir=args.data_dir,
-        limit=args.limit,
-        samples=args.samples,
-        concurrency=args.concurrency,
-        base_seed=args.seed,
-        rendering=args.rendering,
-        tolerance=args.tolerance,
-        max_turns=args.max_turns,
-        max_executions=args.max_executions,
-        timeout=args.timeout,
-        sandbox=args.sandbox,
-        sandbox_workers=args.sandbox_workers,
         max_interventions=args.max_interventions,
         trigger=args.trigger,
         sft_layout=args.sft_layout,
         tokenizer=args.tokenizer,
-        progress=not args.no_progress,
     )
     backoff = Backoff(max_retries=args.max_retries)
     reasoner = OpenAIPolicy(
@@ -138,13 +175,15 @@ def cmd_curate(args: argparse.Namespace) -> int:
         api="completions" if args.completions else "chat",
         api_key=os.environ.get(args.reasoner_api_key_env),
         tokenizer=args.tokenizer,
-        max_tokens=args.max_tokens,
+        max_tokens=args.max_tokens or DEFAULT_MAX_TOKENS,
         temperature=args.temperature,
         top_p=args.top_p,
+        seed_requests=args.seed is not None,
         reasoning=args.reasoning,
         request_timeout=args.request_timeout,
         backoff=backoff,
         max_connections=max(args.concurrency, 1),
+        max_tokens_over_context="refuse" if args.max_tokens else "clamp",
     )
     intervener = Intervener(
         args.intervener_model,
@@ -160,8 +199,21 @@ def cmd_curate(args: argparse.Namespace) -> int:
         backoff=backoff,
         max_connections=max(args.concurrency, 1),
     )
-    result = run_curate(reasoner, intervener, config)
-    totals = result.summary["totals"]
+    try:
+        result = run_curate(reasoner, intervener, config)
+    except KeyboardInterrupt:
+        sys.stderr.write(interrupted_message(config.out_dir) + "\n")
+        return EXIT_INTERRUPTED
+    except RunAborted as exc:
+        error(
+            f"{exc}; {saved_episodes(config.out_dir)} episodes saved in {config.out_dir}, "
+            "rerun the same command to resume once the servers answer"
+        )
+        return 1
+    except PolicyError as exc:  # a server check before the first episode
+        error(exc)
+        return 2
+    totals: dict[str, Any] = result.summary["totals"]
     share = totals["hint_share_kept"]
     shown = "-" if share is None else f"{100 * share:.2f}%"
     out = sys.stdout

@@ -14,6 +14,10 @@ in `out_dir`:
 - `report.md`, `report.json`, `flaw_types.png`: what CALM changed (`calm.report`);
 - `run_config.json`: the settings a resumed run must match.
 
+The exports and the report cover every episode in the folder (`agents.run_folder`), also
+when this call planned fewer. Before the first episode both clients are checked
+(`Policy.aprepare`: the servers answer and serve the named models).
+
 `or-env calm curate` is its command line.
 """
 
@@ -22,12 +26,21 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agents.eval import EvalConfig, load_benchmarks
+from agents.eval import load_benchmarks
 from agents.policy import Policy
+from agents.run_folder import (
+    CONFIG_FILE,
+    EPISODES_FILE,
+    TRAINING_TIMEOUT_S,
+    RunConfig,
+    check_resume,
+    folder_records,
+    open_sandbox,
+)
 from agents.runner import EpisodeSpec, RolloutRunner, plan_episodes
 from calm.export import LAYOUTS, write_provenance_jsonl, write_sft_parquet
 from calm.intervener import BaseIntervener
@@ -36,14 +49,13 @@ from calm.tokens import make_meter
 from calm.wrapper import TRIGGERS, CALMWrapper
 from or_env.env import ORModelingEnv
 from or_env.problems import Problem, load_problems
-from or_env.sandbox import make_sandbox
 
 logger = logging.getLogger(__name__)
 
-EPISODES_FILE = "episodes.jsonl"
+__all__ = ["CONFIG_FILE", "EPISODES_FILE", "CurateConfig", "CurateResult", "run_curate"]
+
 SFT_FILE = "sft.parquet"
 GOLDEN_FILE = "golden.jsonl"
-CONFIG_FILE = "run_config.json"
 # Settings that change what an episode is; a resumed run must not mix them.
 _EPISODE_SETTINGS = (
     "rendering",
@@ -59,47 +71,33 @@ _EPISODE_SETTINGS = (
 _IGNORED_DESCRIPTION_KEYS = ("base_url", "episodes")
 
 
-@dataclass
-class CurateConfig:
-    """What to curate and how.
+@dataclass(kw_only=True)
+class CurateConfig(RunConfig):
+    """What to curate and how: the shared run settings (`agents.run_folder.RunConfig`:
+    out_dir, benchmarks, version, data_dir, limit, samples, concurrency, base_seed,
+    rendering, tolerance, max_turns, max_executions, timeout, sandbox, sandbox_workers,
+    progress), and:
 
-    out_dir: the run folder. benchmarks: names from `or-env benchmarks` (NAME[@VERSION]), or
-    problems_path: a file of problems (JSONL/JSON/CSV/parquet, `or_env.load_problems`).
-    version / data_dir / limit: as for `or-env eval` (limit: first N problems of each).
-    samples: episodes per problem. concurrency: episodes in flight. base_seed: episode seeds.
-    rendering / tolerance / max_turns / max_executions / timeout: `ORModelingEnv` settings.
-    sandbox / sandbox_workers: the sandbox backend and its pool size.
+    problems_path: a file of problems (JSONL/JSON/CSV/parquet, `or_env.load_problems`)
+        instead of benchmarks.
+    concurrency: default 16 (each episode also waits on the judge).
+    timeout: default `TRAINING_TIMEOUT_S` (30 s): curation makes training data.
     max_interventions / trigger: `CALMWrapper` settings.
     sft_layout: "split" or "rendered" (`calm.export`).
     tokenizer: the reasoner's tokenizer (name or path) for the hint token share; None
         measures characters.
-    progress: show a progress bar.
     """
 
-    out_dir: Path
-    benchmarks: list[str] = field(default_factory=list)
     problems_path: str | None = None
-    version: str | None = None
-    data_dir: str | None = None
-    limit: int = 0
-    samples: int = 1
     concurrency: int = 16
-    base_seed: int = 0
-    rendering: str = "inline"
-    tolerance: str = "default"
-    max_turns: int = 12
-    max_executions: int = 10
-    timeout: float = 30.0
-    sandbox: str = "auto"
-    sandbox_workers: int | None = None
+    timeout: float = TRAINING_TIMEOUT_S
     max_interventions: int = 5
     trigger: str = "end"
     sft_layout: str = "split"
     tokenizer: str | None = None
-    progress: bool = True
 
     def __post_init__(self) -> None:
-        self.out_dir = Path(self.out_dir)
+        super().__post_init__()
         if bool(self.benchmarks) == bool(self.problems_path):
             raise ValueError("give either benchmarks or a problems file (not both, not neither)")
         if self.trigger not in TRIGGERS:
@@ -107,15 +105,11 @@ class CurateConfig:
         if self.sft_layout not in LAYOUTS:
             raise ValueError(f"sft_layout must be one of {LAYOUTS}, got {self.sft_layout!r}")
 
-    def settings(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["out_dir"] = str(self.out_dir)
-        return data
-
 
 @dataclass
 class CurateResult:
-    """What `run_curate` produced: the records, the kept ones, the statistics, the files."""
+    """What `run_curate` produced: the records (every episode of the run folder), the kept
+    ones, the statistics, the files."""
 
     records: list[dict[str, Any]]
     kept: list[dict[str, Any]]
@@ -128,15 +122,7 @@ def load_curation_problems(config: CurateConfig) -> list[Problem]:
     if config.problems_path:
         problems = load_problems(path=config.problems_path)[: config.limit or None]
     else:
-        problems = load_benchmarks(
-            EvalConfig(
-                benchmarks=config.benchmarks,
-                out_dir=config.out_dir,
-                version=config.version,
-                data_dir=config.data_dir,
-                limit=config.limit,
-            )
-        )
+        problems = load_benchmarks(config)
     ids = [p.id for p in problems]
     if len(set(ids)) != len(ids):
         raise ValueError("the problems repeat an id; give each problem a unique id")
@@ -152,21 +138,15 @@ def _check_resume(config: CurateConfig, reasoner: Policy, intervener: BaseInterv
     wanted = {k: config.settings()[k] for k in _EPISODE_SETTINGS}
     wanted["reasoner"] = _described(reasoner)
     wanted["intervener"] = _described(intervener)
-    path = config.out_dir / CONFIG_FILE
-    if path.exists() and (config.out_dir / EPISODES_FILE).exists():
-        found = json.loads(path.read_text())
-        differs = sorted(k for k in wanted if _canonical(found.get(k)) != _canonical(wanted[k]))
-        if differs:
-            raise ValueError(
-                f"{config.out_dir} holds a CALM run made with other settings "
-                f"({', '.join(differs)}); use another --out, or delete that folder to start over"
-            )
-    config.out_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(wanted, indent=2, default=str) + "\n")
+    check_resume(config.out_dir, wanted, "CALM run")
 
 
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
+async def _prepare(reasoner: Policy, intervener: BaseIntervener) -> None:
+    """Check both endpoints before the first episode (`Policy.aprepare`)."""
+    await reasoner.aprepare()
+    client = getattr(intervener, "client", None)
+    if isinstance(client, Policy):
+        await client.aprepare()
 
 
 async def arun_curate(
@@ -179,11 +159,9 @@ async def arun_curate(
     problems = load_curation_problems(config) if problems is None else problems
     if not problems:
         raise ValueError("no problems to curate")
+    await _prepare(reasoner, intervener)
     _check_resume(config, reasoner, intervener)
-    options: dict[str, Any] = {"timeout": max(config.timeout, 1.0)}
-    if config.sandbox_workers:
-        options["workers"] = config.sandbox_workers
-    sandbox = make_sandbox(config.sandbox, **options)
+    sandbox = open_sandbox(config)
     env_kwargs = {
         "sandbox": sandbox,
         "rendering": config.rendering,
@@ -206,9 +184,19 @@ async def arun_curate(
             description="calm",
         )
         specs = plan_episodes(problems, config.samples, config.base_seed)
-        records = await runner.arun(specs, config.out_dir / EPISODES_FILE)
+        planned = await runner.arun(specs, config.episodes_path)
     finally:
         sandbox.close()
+    records = folder_records(config.out_dir, planned)
+    if len(records) > len(planned):
+        logger.warning(
+            "%s holds %d episodes, %d of them planned by this run: the exports and the report "
+            "cover all %d",
+            config.out_dir,
+            len(records),
+            len(planned),
+            len(records),
+        )
     return export_run(records, config, intervener)
 
 

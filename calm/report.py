@@ -16,6 +16,13 @@ Definitions (per benchmark and in total; an episode is one (problem, sample) run
   was given, else characters);
 - flaw_types: flaws the judge found (every "flaw" verdict, also one left when the budget was
   spent), by benchmark and type.
+- judge: how the judge was asked (`judge_counts`). judgements = flawless + flaw +
+  no_verdict, and no_verdict = too_long (the trajectory did not fit the judge's context)
+  + out_of_attempts (every reply rejected). Replies (`attempts`) = accepted + rejected
+  (by validation); requests = replies + too_long (a request refused for length has no
+  reply); re_asks = requests - judgements (every request after a judgement's first); and
+  rejected = re_asks + out_of_attempts: every rejected reply was answered with a re-ask,
+  except the last one of a judgement that ran out of attempts.
 """
 
 from __future__ import annotations
@@ -32,6 +39,23 @@ from calm.taxonomy import CATEGORY_TITLES, DEFAULT_TAXONOMY, Taxonomy
 from calm.tokens import TextMeter
 
 logger = logging.getLogger(__name__)
+
+# How `calm.intervener.Intervener` records a request the judge's context could not hold (an
+# error without a reply, not a rejected reply).
+TOO_LONG_PREFIX = "the trajectory does not fit the judge"
+JUDGE_KEYS = (
+    "judgements",
+    "flawless",
+    "flaw",
+    "no_verdict",
+    "too_long",
+    "out_of_attempts",
+    "requests",
+    "attempts",
+    "accepted",
+    "rejected_replies",
+    "re_asks",
+)
 
 REPORT_MD = "report.md"
 REPORT_JSON = "report.json"
@@ -55,6 +79,30 @@ def first_try_correct(record: Mapping[str, Any]) -> bool:
         if before:
             return bool(before.get("correct"))
     return bool(record.get("correct"))
+
+
+def judge_counts(judgements: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """How the judge was asked over a set of judgement records (see the module doc); the
+    counts add up: judgements = flawless + flaw + no_verdict, no_verdict = too_long +
+    out_of_attempts, attempts = accepted + rejected_replies, requests = attempts +
+    too_long = judgements + re_asks, rejected_replies = re_asks + out_of_attempts."""
+    counts = dict.fromkeys(JUDGE_KEYS, 0)
+    for judgement in judgements:
+        status = judgement.get("status", "no_verdict")
+        attempts = int(judgement.get("attempts") or 0)
+        too_long = any(str(e).startswith(TOO_LONG_PREFIX) for e in judgement.get("errors") or [])
+        accepted = 1 if status in ("flawless", "flaw") else 0
+        requests = attempts + (1 if too_long else 0)
+        counts["judgements"] += 1
+        counts[status if status in ("flawless", "flaw") else "no_verdict"] += 1
+        if not accepted:
+            counts["too_long" if too_long else "out_of_attempts"] += 1
+        counts["attempts"] += attempts
+        counts["accepted"] += accepted
+        counts["rejected_replies"] += attempts - accepted
+        counts["requests"] += requests
+        counts["re_asks"] += max(requests - 1, 0)
+    return counts
 
 
 def _sizes(record: Mapping[str, Any], meter: TextMeter) -> tuple[int, int]:
@@ -115,16 +163,13 @@ def summarize(
         by_benchmark[str(record.get("benchmark"))].append(record)
     flaws: dict[str, Counter[str]] = {name: Counter() for name in by_benchmark}
     histogram: Counter[int] = Counter()
-    judge = Counter()
+    judgements: list[Mapping[str, Any]] = []
     for record in records:
         calm = record.get("calm") or {}
         if record.get("status") == "ok":
             histogram[len(calm.get("interventions") or [])] += 1
         for judgement in calm.get("judgements") or []:
-            judge["judgements"] += 1
-            judge[judgement.get("status", "no_verdict")] += 1
-            judge["attempts"] += int(judgement.get("attempts") or 0)
-            judge["rejected_replies"] += len(judgement.get("errors") or [])
+            judgements.append(judgement)
             verdict = judgement.get("verdict") or {}
             if judgement.get("status") == "flaw" and verdict.get("flaw_type"):
                 flaws[str(record.get("benchmark"))][verdict["flaw_type"]] += 1
@@ -139,11 +184,7 @@ def summarize(
         },
         "flaw_categories": {flaw.name: flaw.category for flaw in taxonomy},
         "interventions_histogram": {str(k): histogram[k] for k in sorted(histogram)},
-        "judge": {
-            key: judge.get(key, 0)
-            for key in ("judgements", "flawless", "flaw", "no_verdict", "attempts")
-        }
-        | {"rejected_replies": judge.get("rejected_replies", 0)},
+        "judge": judge_counts(judgements),
     }
 
 
@@ -214,17 +255,21 @@ def render_markdown(summary: Mapping[str, Any], settings: Mapping[str, Any]) -> 
         lines.append(
             f"| {flaw} | {summary['flaw_categories'][flaw]} | " + " | ".join(counts) + " |"
         )
-    judge = summary["judge"]
-    lines += [
-        "",
-        "## Judge",
-        "",
-        f"{judge['judgements']} judgements ({judge['flawless']} flawless, {judge['flaw']} flaw, "
-        f"{judge['no_verdict']} no verdict) from {judge['attempts']} replies; "
-        f"{judge['rejected_replies']} replies rejected by validation and asked again.",
-        "",
-    ]
+    lines += ["", "## Judge", "", judge_sentence(summary["judge"]), ""]
     return "\n".join(lines)
+
+
+def judge_sentence(judge: Mapping[str, int]) -> str:
+    """The judge's counts in words, each part adding up (see `judge_counts`)."""
+    return (
+        f"{judge['judgements']} judgements: {judge['flawless']} flawless, {judge['flaw']} "
+        f"flaw, {judge['no_verdict']} no verdict ({judge['too_long']} too long for the "
+        f"judge's context, {judge['out_of_attempts']} with every reply rejected). "
+        f"{judge['requests']} requests: {judge['attempts']} replies ({judge['accepted']} "
+        f"accepted, {judge['rejected_replies']} rejected by validation) and "
+        f"{judge['too_long']} refused as too long; {judge['re_asks']} of the requests were "
+        "re-asks after a rejected reply."
+    )
 
 
 def plot_flaw_types(summary: Mapping[str, Any], path: str | Path) -> Path | None:
@@ -237,13 +282,25 @@ def plot_flaw_types(summary: Mapping[str, Any], path: str | Path) -> Path | None
     except ImportError:
         logger.warning("matplotlib is not installed: no %s (pip install matplotlib)", path)
         return None
+    fig, _ = flaw_figure(summary, plt)
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def flaw_figure(summary: Mapping[str, Any], plt: Any) -> tuple[Any, Any]:
+    """The flaw-type figure and its axes (`plot_flaw_types` saves it). The y-axis is a
+    share, 0 to 100%, also when no flaw was found (the figure then says so)."""
     flaw_names = list(summary["flaw_categories"])
     benchmarks = list(summary["flaw_types"])
     fig, ax = plt.subplots(figsize=(max(9.5, 1.4 * len(flaw_names)), 4.8))
     width = 0.8 / max(len(benchmarks), 1)
+    found = 0
     for i, name in enumerate(benchmarks):
         counts = summary["flaw_types"][name]
         total = sum(counts.values())
+        found += total
         shares = [100.0 * counts.get(f, 0) / total if total else 0.0 for f in flaw_names]
         xs = [j + (i - (len(benchmarks) - 1) / 2) * width for j in range(len(flaw_names))]
         ax.bar(xs, shares, width, label=f"{display_name(name)} (n={total})")
@@ -264,15 +321,15 @@ def plot_flaw_types(summary: Mapping[str, Any], path: str | Path) -> Path | None
         )
         if where[0] > 0:
             ax.axvline(where[0] - 0.5, color="grey", linestyle="--", linewidth=0.8)
+    ax.set_ylim(0, 100)
     ax.set_ylabel("share of the benchmark's flaws (%)")
     ax.set_title("Flaw types found by the intervener", pad=22)
+    if not found:
+        ax.text(0.5, 0.5, "no flaws found", transform=ax.transAxes, ha="center", va="center")
     if benchmarks:
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return fig, ax
 
 
 def write_report(

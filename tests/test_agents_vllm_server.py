@@ -24,10 +24,10 @@ import pytest
 from support.ml_venv import require_venv, tiny_model_dir
 from support.policy_worker import PolicyWorker
 from support.stop_strings import stop_inside
-from support.vllm_server import SERVED_NAME, VLLMServer
+from support.vllm_server import MAX_MODEL_LEN, SERVED_NAME, VLLMServer
 
-from agents.openai_policy import OpenAIPolicy
-from agents.policy import ContextLengthError, PolicyError, chat_messages
+from agents.openai_policy import OpenAIPolicy, is_context_overflow
+from agents.policy import ContextLengthError, EpisodeKey, PolicyError, chat_messages
 from agents.records import read_records
 from agents.retry import Backoff
 from agents.runner import RolloutRunner, plan_episodes
@@ -325,3 +325,97 @@ def test_unknown_model_is_a_policy_error(server) -> None:
     policy = RecordingOpenAIPolicy("no-such-model", server.base_url, backoff=NO_RETRY)
     with pytest.raises(PolicyError, match="does not exist"):
         act(policy, prompt_messages(SAMPLE[0]), [])
+
+
+# ------------------------------------------------------------------ the server's own words
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        # The prompt is longer than the context.
+        ("/v1/chat/completions", {"messages": [{"role": "user", "content": "word " * 3000}]}),
+        ("/v1/completions", {"prompt": [5] * 2100, "max_tokens": 8}),
+        # The prompt fills the context exactly: "max_tokens must be at least 1, got 0".
+        ("/v1/completions", {"prompt": [5] * MAX_MODEL_LEN}),
+    ],
+)
+def test_vllm_overflow_messages_are_recognised(server, path: str, body: dict) -> None:
+    status, reply = server.post(path, {"model": SERVED_NAME, **body})
+    assert status == 400, reply
+    message = reply["error"]["message"]
+    assert is_context_overflow(message), message
+    assert isinstance(make_policy(server)._client_error(400, message, path), ContextLengthError)
+
+
+def test_a_max_tokens_no_prompt_fits_is_refused_before_the_run(server) -> None:
+    status, reply = server.post(
+        "/v1/chat/completions",
+        {"model": SERVED_NAME, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4096},
+    )
+    assert status == 400 and "cannot be greater than max_model_len" in reply["error"]["message"]
+    assert not is_context_overflow(reply["error"]["message"])  # a setting, not an episode
+
+    async def prepared(policy: OpenAIPolicy) -> OpenAIPolicy:
+        try:
+            await policy.aprepare()
+        finally:
+            await policy.aclose()
+        return policy
+
+    refused = make_policy(server, max_tokens=4096)
+    with pytest.raises(ValueError, match=f"max_model_len {MAX_MODEL_LEN} tokens"):
+        asyncio.run(prepared(refused))
+    clamped = asyncio.run(
+        prepared(make_policy(server, max_tokens=4096, max_tokens_over_context="clamp"))
+    )
+    assert clamped.server_info.max_model_len == MAX_MODEL_LEN
+    assert clamped.max_tokens == MAX_MODEL_LEN // 2
+
+
+# ------------------------------------------------------------------ request seeds
+@pytest.fixture(scope="module")
+def chunking_server(ml_venv: Path, tiny_model: Path, tmp_path_factory) -> Iterator[VLLMServer]:
+    """A second server whose prefills are chunked (512 tokens per step): vLLM-CPU's engine
+    crashes on seeded requests there. Its own server, because the crash kills the engine."""
+    log_dir = tmp_path_factory.mktemp("vllm-chunking")
+    server = VLLMServer(
+        ml_venv, tiny_model, log_dir, extra_args=["--max-num-batched-tokens", "512"]
+    ).start(deadline_s=START_DEADLINE_S)
+    yield server
+    server.stop()
+
+
+def test_seed_none_keeps_a_chunked_prefill_cpu_engine_alive(chunking_server) -> None:
+    long_prompt = " ".join(p.question for p in SAMPLE)[:6000]
+
+    def concurrent_turns(seed_requests: bool) -> list[Any]:
+        policy = make_policy(chunking_server, seed_requests=seed_requests, temperature=1.0)
+
+        async def go() -> list[Any]:
+            try:
+                return await asyncio.gather(
+                    *(
+                        policy.act(
+                            # New text each time: a cached prefix would skip the prefill.
+                            [{"role": "user", "content": f"{seed_requests} {i}: {long_prompt}"}],
+                            rendering="chat",
+                            stop_sequences=[],
+                            episode=EpisodeKey(f"p{i}", 0, seed=i),
+                        )
+                        for i in range(6)
+                    ),
+                    return_exceptions=True,
+                )
+            finally:
+                await policy.aclose()
+
+        return asyncio.run(go())
+
+    unseeded = concurrent_turns(seed_requests=False)
+    assert all(not isinstance(t, BaseException) for t in unseeded), unseeded
+    assert min(t.prompt_tokens for t in unseeded) > 512  # every prefill took several steps
+    # Canary for the documented trade-off: with request seeds this engine crashes. When a
+    # vLLM release fixes it, this fails: then `--seed none` is no longer needed on CPU.
+    seeded = concurrent_turns(seed_requests=True)
+    errors = [t for t in seeded if isinstance(t, PolicyError)]
+    assert errors and "EngineCore" in str(errors[0]), seeded
+    assert "CPU Generator does not use offset" in chunking_server.log_path.read_text()

@@ -214,6 +214,21 @@ def test_curate_end_to_end(servers, tmp_path, capsys) -> None:
     assert totals["hint_share_kept"] == pytest.approx(hint_chars / (hint_chars + policy_chars))
     assert report["flaw_types"]["custom"]["manual_calculation"] == 2
     assert report["interventions_histogram"] == {"0": 2, "1": 2}
+    # The judge: careful, sloppy (twice: flaw, then flawless), leaky (a rejected reply, then
+    # a flaw; then flawless), mute (3 rejected replies). Every count adds up.
+    assert report["judge"] == {
+        "judgements": 6,
+        "flawless": 3,
+        "flaw": 2,
+        "no_verdict": 1,
+        "too_long": 0,
+        "out_of_attempts": 1,
+        "requests": 9,
+        "attempts": 9,
+        "accepted": 5,
+        "rejected_replies": 4,
+        "re_asks": 3,
+    }
     markdown = (out / "report.md").read_text()
     assert "| **total** | 4 | 4 | 0 | 2 | 4 | 2 | 2 | 3 | 3 |" in markdown
     assert (out / "flaw_types.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -227,8 +242,16 @@ def test_curate_end_to_end(servers, tmp_path, capsys) -> None:
     assert len(sft_before) > 0
 
     # Other episode settings in the same folder are refused.
+    capsys.readouterr()
     assert curate(reasoner, judge, problems, out, "--max-interventions", "2") == 2
-    assert "other settings (max_interventions)" in capsys.readouterr().out
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "other settings (max_interventions)" in err
+
+    # A subset rerun into the folder rewrites the exports and the report of all of it.
+    report_before = (out / "report.json").read_text()
+    assert curate(reasoner, judge, problems, out, "--limit", "1") == 0
+    assert (out / "report.json").read_text() == report_before
+    assert pq.read_table(out / "sft.parquet").to_pylist() == table
 
 
 def test_curate_with_the_judge_down_records_errors_to_retry(servers, tmp_path, capsys) -> None:

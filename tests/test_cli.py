@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -9,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from or_env.cli import SOLVER_MODULES
 
 DATA_DIR = os.environ.get("OR_ENV_DATA_DIR")
 
@@ -50,9 +53,61 @@ def test_problems_and_show_sample() -> None:
     assert shown.returncode == 0 and "reference program" in shown.stdout
 
 
-def test_unknown_benchmark_is_a_clear_error() -> None:
-    result = run_cli("problems", "nosuchbench")
-    assert result.returncode == 2 and "nosuchbench" in result.stdout
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["problems", "nosuchbench"], "nosuchbench"),
+        (["show", "sample", "no-such-id"], "no problem 'no-such-id' in sample"),
+        (["run", "{tmp}"], "{tmp} is a directory; give a Python file"),
+        (["run", "{tmp}/missing.py"], "{tmp}/missing.py: no such file"),
+        (["play", "{tmp}/missing.jsonl"], "{tmp}/missing.jsonl: no such file"),
+    ],
+)
+def test_errors_are_one_line_on_stderr(tmp_path: Path, args: list[str], message: str) -> None:
+    result = run_cli(*(a.format(tmp=tmp_path) for a in args))
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    assert message.format(tmp=tmp_path) in result.stderr
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("args", [["problems", "sample"], ["benchmarks"], ["show", "sample", "x"]])
+def test_a_reader_that_stops_early_ends_the_command_quietly(args: list[str]) -> None:
+    """`or-env problems nl4opt | head`: the pipe closes before the command has written."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # a reader that has already stopped reading
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "or_env.cli", *args],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    if args[0] == "show":  # nothing on stdout: an ordinary error on stderr
+        assert result.returncode == 2
+        return
+    assert result.returncode == 141
+    assert result.stderr == ""
+
+
+def test_sandbox_check_lists_the_solvers_each_backend_imports() -> None:
+    result = run_cli("sandbox", "check", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    local = report["backends"]["local"]
+    assert local["available"] and "error" not in local
+    # The local sandbox runs this interpreter: it imports exactly what this venv has.
+    for module in SOLVER_MODULES:
+        expected = importlib.util.find_spec(module) is not None
+        assert local["modules"][module]["ok"] is expected, (module, local["modules"][module])
+    docker = report["backends"]["docker"]
+    assert docker["available"] or docker["why"]
+    table = run_cli("sandbox", "check")
+    assert "solvers each sandbox can import:" in table.stdout
+    assert "numpy" in table.stdout and "local" in table.stdout
 
 
 def test_run_file_in_local_sandbox(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -16,6 +17,7 @@ from recipes.verl import data
 pytestmark = pytest.mark.verl
 
 SAMPLE = load_problems("sample")
+DATA_DIR = os.environ.get("OR_ENV_DATA_DIR")
 
 
 def test_rl_parquet_round_trip(tmp_path: Path) -> None:
@@ -63,11 +65,14 @@ def test_rl_cli_from_a_problem_file(tmp_path: Path) -> None:
     assert float(row["reward_model"]["ground_truth"]) == 3.0
 
 
-def _episode(problem_id: str) -> dict:
+def _episode(problem_id: str, **fields: object) -> dict:
     return {
         "problem_id": problem_id,
         "benchmark": "sample",
         "sample": 0,
+        "status": "ok",
+        "correct": True,
+        **fields,
         "messages": [
             {"role": "system", "content": "sys", "source": "env", "turn": 0},
             {"role": "user", "content": "q", "source": "env", "turn": 0},
@@ -133,3 +138,110 @@ def test_sft_rejects_a_jsonl_without_messages(tmp_path: Path) -> None:
     source.write_text(json.dumps({"problem_id": "x"}) + "\n")
     with pytest.raises(ValueError, match=r"bad\.jsonl:1"):
         data.convert_sft(source, tmp_path / "x.parquet")
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+# (record fields, dropped by default, dropped with --include-incorrect)
+EPISODES = {
+    "correct": ({}, None, None),
+    "incorrect": ({"correct": False}, "incorrect", None),
+    "failed to run": ({"status": "error", "correct": False}, "failed to run", "failed to run"),
+    "ungraded": ({"correct": None}, "incorrect", None),
+    "calm kept": ({"calm": {"final": "flawless"}}, None, None),
+    "calm not kept": ({"calm": {"final": "no_verdict"}}, "not kept by CALM", None),
+}
+
+
+@pytest.mark.parametrize("name", list(EPISODES))
+@pytest.mark.parametrize("include_incorrect", [False, True])
+def test_sft_keeps_only_trajectories_worth_imitating(
+    tmp_path: Path, name: str, include_incorrect: bool
+) -> None:
+    pytest.importorskip("calm.export", reason="calm is not in this checkout")
+    fields, default, included = EPISODES[name]
+    source = _write_jsonl(tmp_path / "episodes.jsonl", [_episode("p1", **fields)])
+    selection = data.select_sft_rows(source, include_incorrect=include_incorrect)
+    reason = included if include_incorrect else default
+    assert selection.dropped == ({reason: 1} if reason else {})
+    assert len(selection.rows) == (0 if reason else 1)
+
+
+def test_sft_cli_says_what_it_dropped_and_why(tmp_path: Path, capsys) -> None:
+    pytest.importorskip("calm.export", reason="calm is not in this checkout")
+    rows = [_episode(f"ok{i}") for i in range(3)]
+    rows += [_episode(f"wrong{i}", correct=False) for i in range(2)]
+    rows.append(_episode("crashed", status="error", correct=False))
+    source = _write_jsonl(tmp_path / "episodes.jsonl", rows)
+    out = tmp_path / "sft.parquet"
+    assert data.main(["sft", str(source), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "wrote 3 rows" in printed
+    assert "dropped 3 of 6 episodes: incorrect 2, failed to run 1" in printed
+    assert "--include-incorrect" in printed
+    assert [r["problem_id"] for r in pq.read_table(out).to_pylist()] == ["ok0", "ok1", "ok2"]
+    assert data.main(["sft", str(source), "--out", str(out), "--include-incorrect"]) == 0
+    assert len(pq.read_table(out).to_pylist()) == 5
+    assert "dropped 1 of 6 episodes: failed to run 1" in capsys.readouterr().out
+
+
+def test_sft_from_episodes_without_a_correct_one_is_a_clear_error(tmp_path: Path, capsys):
+    pytest.importorskip("calm.export", reason="calm is not in this checkout")
+    source = _write_jsonl(tmp_path / "episodes.jsonl", [_episode("p", correct=False)])
+    assert data.main(["sft", str(source), "--out", str(tmp_path / "x.parquet")]) == 2
+    assert capsys.readouterr().err.startswith("error: no SFT rows to write")
+
+
+@pytest.mark.parametrize(
+    ("benchmark", "split", "warned"),
+    [
+        ("nl4opt", "train", True),
+        ("industryor@orlm-hf", "train", True),
+        ("mamo-easylp", "training", True),
+        ("nl4opt", "val", False),
+        ("industryor", "test", False),
+        ("sirl-rl-sample", "train", False),
+        ("sample", "train", False),
+    ],
+)
+def test_training_on_an_evaluation_benchmark_is_warned(benchmark, split, warned) -> None:
+    warning = data.contamination_warning(benchmark, split)
+    assert (warning is not None) is warned
+    if warned:
+        assert "contaminates every later" in warning
+
+
+def test_rl_cli_defaults_to_training_data_and_warns_on_a_benchmark(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "rl.parquet"
+    # Without benchmark data the default names the training set in its error.
+    assert data.main(["rl", "--out", str(out), "--data-dir", str(tmp_path)]) == 2
+    assert "sirl_rl_sample" in capsys.readouterr().err
+    assert data.main(["rl", "--benchmark", "sample", "--out", str(out), "--limit", "2"]) == 0
+    printed = capsys.readouterr()
+    assert printed.err == "" and "wrote 2 rows (sample, split train)" in printed.out
+    args = ["rl", "--benchmark", "sample", "--problems", "x.jsonl", "--out", str(out)]
+    assert data.main(args) == 2
+    assert capsys.readouterr().err == (
+        "error: give one of --benchmark NAME or --problems FILE, not both\n"
+    )
+
+
+@pytest.mark.benchmark_data
+@pytest.mark.skipif(not DATA_DIR or not Path(DATA_DIR).is_dir(), reason="OR_ENV_DATA_DIR unset")
+def test_rl_cli_default_is_the_sirl_training_sample(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "rl.parquet"
+    assert data.main(["rl", "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert printed.err == "" and "wrote 84 rows (sirl-rl-sample, split train)" in printed.out
+    assert {r["data_source"] for r in pq.read_table(out).to_pylist()} == {"or_env/sirl-rl-sample"}
+    assert data.main(["rl", "--benchmark", "nl4opt", "--out", str(out), "--limit", "1"]) == 0
+    assert capsys.readouterr().err.startswith("warning: nl4opt is an evaluation benchmark")
+
+
+def test_grpo_launcher_logs_to_the_console_unless_asked() -> None:
+    script = (Path(data.__file__).parent / "run_grpo.sh").read_text()
+    assert 'LOGGER="${LOGGER:-[console]}"' in script
+    assert 'trainer.logger="$LOGGER"' in script and "wandb" not in script.split("set -e")[1]

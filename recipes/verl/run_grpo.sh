@@ -4,6 +4,8 @@
 # Defaults: the paper's base model (Qwen3-4B-Thinking) or your SFT checkpoint (MODEL=...);
 # the rest follows verl's canonical GRPO example (examples/grpo_trainer/run_qwen3_8b_fsdp.sh).
 # Any extra argument is passed to verl as a Hydra override, e.g. trainer.total_epochs=2.
+# Metrics go to the console; LOGGER='[console,wandb]' adds Weights & Biases (it needs
+# `wandb login` or WANDB_API_KEY on the head node).
 #
 #   MODEL=ckpts/sft/global_step_300/huggingface TRAIN=data/rl_train.parquet VAL=data/rl_val.parquet \
 #       NNODES=1 GPUS_PER_NODE=8 bash recipes/verl/run_grpo.sh
@@ -19,6 +21,7 @@ PROMPT_LEN="${PROMPT_LEN:-2048}"
 # Covers the model's tokens AND every execution output of the episode (they share the budget).
 RESPONSE_LEN="${RESPONSE_LEN:-16384}"
 OUT="${OUT:-ckpts/grpo}"
+LOGGER="${LOGGER:-[console]}"
 
 python3 -m verl.trainer.main_ppo \
     algorithm.adv_estimator=grpo \
@@ -62,7 +65,7 @@ python3 -m verl.trainer.main_ppo \
     reward.custom_reward_function.path="$here/reward.py" \
     reward.custom_reward_function.name=compute_score \
     trainer.critic_warmup=0 \
-    trainer.logger='["console","wandb"]' \
+    trainer.logger="$LOGGER" \
     trainer.project_name=or_env \
     trainer.experiment_name=grpo \
     trainer.n_gpus_per_node="$GPUS_PER_NODE" \
