@@ -13,6 +13,9 @@ NNODES="${NNODES:-1}"
 GPUS_PER_NODE="${GPUS_PER_NODE:-8}"
 MAX_LEN="${MAX_LEN:-16384}"
 OUT="${OUT:-ckpts/sft}"
+# Metrics go to the console; LOGGER='[console,wandb]' adds Weights & Biases (it needs
+# WANDB_API_KEY or `wandb login`).
+LOGGER="${LOGGER:-[console]}"
 # Multi-node: set NODE_RANK, MASTER_ADDR and MASTER_PORT on every node (see README.md).
 rdzv=(--standalone)
 if [ "$NNODES" -gt 1 ]; then
@@ -38,7 +41,7 @@ torchrun "${rdzv[@]}" --nnodes="$NNODES" --nproc_per_node="$GPUS_PER_NODE" \
     engine.strategy=fsdp2 \
     optim.lr=1e-5 \
     trainer.total_epochs=3 \
-    trainer.logger='["console","wandb"]' \
+    trainer.logger="$LOGGER" \
     trainer.project_name=or_env \
     trainer.experiment_name=sft \
     trainer.default_local_dir="$OUT" \
