@@ -1,5 +1,8 @@
 """Hostile programs sent through the environment end in a clear observation, and the
-environment keeps working afterwards (local sandbox)."""
+environment keeps working afterwards, on each sandbox backend.
+
+(The sandboxes themselves are attacked far harder in test_redteam_sandbox.py; this checks
+what the policy sees of an attack through `env.step`.)"""
 
 from __future__ import annotations
 
@@ -24,9 +27,21 @@ ATTACKS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def env():
-    with LocalSandbox(workers=1) as sandbox:
+@pytest.fixture(
+    scope="module",
+    params=[pytest.param("docker", marks=pytest.mark.docker), "local"],
+)
+def env(request):
+    if request.param == "docker":
+        from or_env.sandbox.docker import DockerSandbox, docker_usable
+
+        usable, why = docker_usable()
+        if not usable:
+            pytest.skip(f"Docker sandbox unusable: {why}")
+        sandbox = DockerSandbox(workers=1)
+    else:
+        sandbox = LocalSandbox(workers=1)
+    with sandbox:
         yield ORModelingEnv(
             [{"id": "p", "question": "What is 6 * 7?", "answer": 42}],
             sandbox=sandbox,

@@ -184,6 +184,24 @@ def clear_keyrings(lib: ctypes.CDLL) -> None:
         lib.syscall(nr, _KEYCTL_CLEAR, ctypes.c_long(ring))
 
 
+def key_count(uid: int) -> int | None:
+    """How many keys the kernel holds for `uid` (/proc/key-users); None if it cannot tell.
+
+    Keys a program added stay listed in /proc/keys (descriptions of up to 4 KiB) until the
+    kernel's garbage collector has run, even once unlinked: counting them tells when that
+    has happened.
+    """
+    try:
+        with open("/proc/key-users") as f:
+            for line in f:
+                head, _, rest = line.partition(":")
+                if head.strip() == str(uid):
+                    return int(rest.split()[1].split("/")[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return 0
+
+
 # ----------------------------------------------------------------------------- mounts
 
 

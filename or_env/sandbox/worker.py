@@ -86,6 +86,8 @@ _KEYRINGS_PER_USERNS = tuple(int(x) for x in os.uname().release.split(".")[:2] i
     5,
     3,
 )
+# A uid's own user and user-session keyrings: what /proc/key-users counts between programs.
+_OWN_KEYRINGS = 2
 # Seconds allowed to remove the files and IPC objects a program left (no namespaces).
 CLEAN_BUDGET_S = 2.0
 # Exit status of a child whose sandbox setup failed before the program started.
@@ -443,6 +445,7 @@ class Server:
         self.hidden: list[str] = []
         self.baseline: dict[str, int] = {}
         self.baseline_memory: int | None = None
+        self.keys_baseline: int | None = None
         self.env_extra = dict(kv.split("=", 1) for kv in args.env)
         # Take the protocol streams private, so that stray prints (from preloaded modules
         # or from a child before it redirects) can never corrupt the frames.
@@ -574,6 +577,7 @@ class Server:
 
         gc.freeze()  # keep the preloaded objects out of the children's collections (less COW)
         self.baseline = {p: confine.free_space(p) or 0 for p in self.args.wipe}
+        self.keys_baseline = confine.key_count(0) if self.namespaces == "user" else None
         self.baseline_memory = confine.resident_memory()
         write_frame(
             self.proto_out,
@@ -699,6 +703,11 @@ class Server:
                 f"\n[killed: the program went over the sandbox's memory limit "
                 f"({self.args.cgroup_memory_mb} MiB, kernel buffers and files in /tmp included)]"
             )
+        if not resp.get("dirty"):
+            left_keys = self._settle_keys()
+            if left_keys:
+                resp["error"] = f"{left_keys}; this worker is exiting and must be replaced"
+                resp["dirty"] = True
         if not self.namespaces and not resp.get("dirty"):
             # Bounded: past it the worker is replaced (its tmpfs goes with its container)
             # rather than making the caller wait on, say, 250,000 files being unlinked.
@@ -711,6 +720,37 @@ class Server:
                 )
                 resp["dirty"] = True
         return resp
+
+    def _settle_keys(self) -> str | None:
+        """Remove the kernel keys the program added, and wait until they are gone for good.
+
+        Keys outlive processes, and even unlinked ones stay listed in /proc/keys until the
+        kernel collects them: the next program must not find them there. Only where the
+        program has a uid of its own (root) or keyrings of its own (a user namespace).
+        """
+        if self.uid is not None:
+            uid, baseline = self.uid, _OWN_KEYRINGS
+        elif self.namespaces == "user" and _KEYRINGS_PER_USERNS:
+            uid, baseline = 0, self.keys_baseline
+        else:
+            return None
+        count = confine.key_count(uid)
+        if count is None or baseline is None or count <= baseline:
+            return None
+        if self.uid is not None:
+            _run_as(uid, lambda: confine.clear_keyrings(confine.libc()))
+        else:
+            confine.clear_keyrings(self.libc)
+        limit = time.monotonic() + 1.0
+        while time.monotonic() < limit:
+            count = confine.key_count(uid)
+            if count is None or count <= baseline:
+                return None
+            time.sleep(0.002)
+        if self.uid is None:  # the host user's own keys count here too: never blame them
+            log.warning("%d kernel keys are still listed after cleanup", count - baseline)
+            return None
+        return f"{count - baseline} kernel keys the program made are still listed"
 
     def _make_scratch(self, scratch: str, code: str) -> None:
         if os.path.lexists(scratch):  # only after an earlier failure to remove it
