@@ -8,7 +8,9 @@ tolerance, 0.5%, also catches the answer rounded (`135` for 135.27).
 
 Limits, on purpose: a ground truth of exactly 0 is not checked (zero appears in almost every
 hint, as in `x >= 0`); for an infeasible or unbounded ground truth the status word itself
-("infeasible", "unbounded") counts as a leak. Numbers written as words are not read.
+("infeasible", "unbounded") counts as a leak, and for a NO_OPTIMUM ground truth (no optimal
+solution, the benchmark does not say why) any of them or "no optimal/feasible solution" does.
+Numbers written as words are not read.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import math
 import re
 
-from or_env.grading import INFEASIBLE, UNBOUNDED
+from or_env.grading import INFEASIBLE, NO_OPTIMUM, UNBOUNDED
 
 DEFAULT_LEAK_REL_TOL = 5e-3
 
@@ -38,6 +40,10 @@ _SCALES = {"thousand": 1e3, "k": 1e3, "million": 1e6, "m": 1e6, "billion": 1e9, 
 _STATUS_RE = {
     INFEASIBLE: re.compile(r"\binfeasib|\bno\s+feasible\s+solution", re.IGNORECASE),
     UNBOUNDED: re.compile(r"\bunbounded", re.IGNORECASE),
+    NO_OPTIMUM: re.compile(
+        r"\binfeasib|\bunbounded|\bno\s+(?:optimal|feasible|best)\s+solution|\bno\s+optimum",
+        re.IGNORECASE,
+    ),
 }
 
 

@@ -37,12 +37,10 @@ import gymnasium as gym
 from calm.intervener import BaseIntervener, Judgement
 from calm.prompt import JudgeContext
 from or_env.env import ORModelingEnv
+from or_env.info import END_KEYS
 
 TRIGGERS = ("end", "execution")
-FINAL_STATUSES = ("flawless", "flawed", "no_verdict", "not_judged")
 DEFAULT_HINT_TEMPLATES = {"inline": "{hint}\n\n", "chat": "{hint}"}
-# Keys of a finished step's info that no longer hold once the episode is reopened.
-_END_KEYS = ("termination_reason", "correct", "rel_error", "grade", "transcript", "answer")
 
 StepResult = tuple[str, float, bool, bool, dict[str, Any]]
 
@@ -230,7 +228,8 @@ class CALMWrapper(gym.Wrapper):
             "dropped": dropped,
         }
         self.interventions.append(record)
-        new_info = {key: value for key, value in info.items() if key not in _END_KEYS}
+        # The episode is reopened: what held only for its end (the grade, answer_printed) goes.
+        new_info = {key: value for key, value in info.items() if key not in END_KEYS}
         new_info.update(
             turn=core.turn,
             executions=core.executions,

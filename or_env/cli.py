@@ -262,7 +262,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox_check(args: argparse.Namespace) -> int:
-    """Say which sandbox `auto` picks and why, and which solvers each backend can import."""
+    """Say which sandbox `auto` picks and why, how each backend confines programs (mode,
+    network, memory limit, hidden paths), and which solvers each can import."""
     from or_env.sandbox import resolve_backend
 
     backend, why = resolve_backend("auto")
@@ -321,6 +322,7 @@ def probe_solvers(backend: str) -> dict[str, Any]:
     try:
         with make_sandbox(backend, workers=1, timeout=PROBE_TIMEOUT_S) as sandbox:
             result = sandbox.run(solver_probe_program(), timeout=PROBE_TIMEOUT_S)
+            report["isolation"] = getattr(sandbox, "isolation_details", None)
     except Exception as exc:
         report["error"] = f"the sandbox did not start: {type(exc).__name__}: {exc}"
         return report
@@ -353,6 +355,15 @@ def solver_table(reports: dict[str, dict[str, Any]]) -> str:
                 )
         lines.append((f"{module:<11}" + "".join(f"{cell:<22}" for cell in cells)).rstrip())
     lines.append("")
+    for name in names:
+        isolation = reports[name].get("isolation")
+        if isolation:
+            hidden = ", ".join(isolation.get("hidden") or []) or "-"
+            lines.append(
+                f"{name} isolation: {isolation['mode']}; network {isolation['network']}; "
+                f"memory: {isolation['memory_limit']}; hidden from programs: {hidden}"
+            )
+            lines += [f"  warning: {w}" for w in isolation.get("warnings") or []]
     for name in names:
         report = reports[name]
         if not report["available"]:

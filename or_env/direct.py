@@ -30,12 +30,26 @@ The rule, taken from ORLM's evaluation (`eval/execute.py` in Cardinal-Operations
    marker line gives no answer.
 4. The answer text is graded with `or_env.grading.grade_value` under the env's tolerance
    (use `tolerance="orlm"` to reproduce ORLM's numbers).
+
+A response over the length limit is not read, and a program holding a lone surrogate cannot be
+handed to the sandbox: both end the episode as format errors ("format_error", see
+`or_env.protocol`). `DirectProtocol` is this rule as the env's `EpisodeProtocol`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from or_env.grading import Tolerance, grade_value
+from or_env.protocol import (
+    MAX_ACTION_CHARS,
+    Ending,
+    EpisodeProtocol,
+    Plan,
+    parse_action,
+    unencodable_message,
+    unencodable_position,
+)
 from or_env.sandbox.base import ExecResult
 
 ANSWER_MARKER = "Just print the best solution:"
@@ -244,3 +258,57 @@ def read_answer(result: ExecResult) -> DirectReading:
     if NO_SOLUTION_MARKER in output:
         return DirectReading(NO_SOLUTION_MARKER, "answered")
     return DirectReading(None, "no_answer")
+
+
+@dataclass(frozen=True)
+class DirectProtocol(EpisodeProtocol):
+    """The direct protocol (see the module docstring): one response, one run, one grade.
+
+    Every step ends the episode: with the grade of the answer read from the execution, or
+    unanswered ("no_code", "format_error", or why the execution gave no answer).
+    """
+
+    rule: DirectRule = DIRECT_RULES["default"]
+    name = "direct"
+    system_prompt = DEFAULT_DIRECT_SYSTEM_PROMPT
+
+    def plan(self, action: str) -> Plan:
+        """The first python block with the rule's epilogue, or why nothing runs."""
+        if len(action) > MAX_ACTION_CHARS:
+            too_long = parse_action(action)
+            return Plan(
+                "direct",
+                format_error=too_long.problem,
+                detail=too_long.detail,
+                info=self._info(None),
+            )
+        program = extract_program(action)
+        info = self._info(program)
+        if program is None:
+            return Plan("direct", info=info)
+        bad = unencodable_position(program)
+        if bad is not None:
+            detail = unencodable_message(*bad)
+            return Plan("direct", format_error="unencodable_code", detail=detail, info=info)
+        return Plan("direct", program=program + self.rule.epilogue, info=info)
+
+    def ending(
+        self,
+        action: str,
+        plan: Plan,
+        result: ExecResult | None,
+        ground_truth: float | str,
+        tolerance: str | Tolerance,
+    ) -> Ending:
+        """Grade the answer read from the execution; the episode always ends here."""
+        if plan.format_error is not None:
+            reading = DirectReading(None, "format_error")
+        elif result is None:
+            reading = DirectReading(None, "no_code")
+        else:
+            reading = read_answer(result)
+        verdict = grade_value(reading.answer, ground_truth, preset=tolerance)
+        return Ending(reading.reason, reading.answer, verdict, reading.answer)
+
+    def _info(self, program: str | None) -> dict[str, str | None]:
+        return {"direct_rule": self.rule.name, "code": program}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -11,28 +10,25 @@ import gymnasium as gym
 
 from or_env import direct, protocol
 from or_env.answer_parsing import PrintedValues, parse_answer, printed_values
-from or_env.grading import (
-    TOLERANCE_PRESETS,
-    Grade,
-    Tolerance,
-    answer_was_printed,
-    grade,
-    grade_value,
-)
+from or_env.grading import TOLERANCE_PRESETS, Grade, Tolerance, answer_was_printed
+from or_env.info import GradeInfo, ResetInfo, StepInfo
 from or_env.problems import Problem, load_problems
-from or_env.prompts import DEFAULT_SYSTEM_PROMPT, DEFAULT_USER_TEMPLATE, render_prompt
+from or_env.prompts import DEFAULT_USER_TEMPLATE, render_prompt
+from or_env.protocol import Ending, EpisodeProtocol, NativeProtocol, Plan
 from or_env.sandbox import Sandbox, shared_sandbox
 from or_env.sandbox.base import ExecResult
 from or_env.spaces import FreeText
 from or_env.transcript import Transcript
-
-logger = logging.getLogger(__name__)
 
 #: The action and observation spaces' max_length: the longest action step() reads.
 MAX_TEXT = protocol.MAX_ACTION_CHARS
 PROTOCOLS = ("native", "direct")
 # Room for the fences and the truncation marker around an observation of max_obs_chars.
 _OBSERVATION_OVERHEAD = 1000
+
+#: What `step` returns. Its info is a StepInfo where Gymnasium says dict[str, Any] (a TypedDict
+#: is not a subtype of that, hence the `type: ignore[override]` on `reset` and `step`).
+StepResult = tuple[str, float, bool, bool, StepInfo]
 
 
 class ORModelingEnv(gym.Env[str, str]):
@@ -61,14 +57,16 @@ class ORModelingEnv(gym.Env[str, str]):
     Policies stop a turn at `env.stop_sequences` (also in `metadata`).
 
     ## Protocols
-    - `native` (default): the multi-turn loop above.
-    - `direct` (ORLM, LLMOPT, SIRL): one response holds the model and its program; the
-      first ```python block runs once with an epilogue that prints the objective, the
-      answer is read from its output, and the episode ends with the grade. The rule is
-      `direct_rule` ("default" or "orlm"; see `or_env.direct`). Termination reasons:
-      `answered`, `no_code`, `no_answer`, `execution_error`, `timeout`, `sandbox_error`,
-      `format_error` (a response over the length limit, or a program holding a lone
-      surrogate: not run; `info["format_error"]` says which).
+    A protocol (`or_env.protocol.EpisodeProtocol`, in `env.episode_protocol`) reads each
+    action into a plan; `step` and `astep` share one path: plan, execute, finish.
+    - `native` (default, `NativeProtocol`): the multi-turn loop above.
+    - `direct` (`or_env.direct.DirectProtocol`; ORLM, LLMOPT, SIRL): one response holds the
+      model and its program; the first ```python block runs once with an epilogue that
+      prints the objective, the answer is read from its output, and the episode ends with
+      the grade. The rule is `direct_rule` ("default" or "orlm"; see `or_env.direct`).
+      Termination reasons: `answered`, `no_code`, `no_answer`, `execution_error`, `timeout`,
+      `sandbox_error`, `format_error` (a response over the length limit, or a program
+      holding a lone surrogate: not run; `info["format_error"]` says which).
 
     ## Rewards
     1.0 for a correct final answer, else 0.0 (every non-final step is 0.0).
@@ -85,15 +83,11 @@ class ORModelingEnv(gym.Env[str, str]):
     the end of the episode.
 
     ## Info
-    `turn`, `executions`, `action_kind`, `code`, `execution` (the sandbox's result as it
-    came: stdout, stderr, exit_code, timed_out, wall_s, truncated, sandbox_error; the
-    observation shows it rendered), `answer`, `problem_id`, `require_executed_answer`,
-    `format_error` (on a format observation), `termination_reason`, and at the end
-    `correct`, `grade` (predicted value, relative error, reason), `answer_printed` and
-    `transcript`. `answer_printed`: some execution of the episode printed the answer to
-    stdout (within the tolerance; a status answer counts when an output stated it; see
-    `or_env.grading.answer_was_printed`); what counts is stdout as the policy saw it
-    (rendered, cut to max_obs_chars), and executions dropped by `rewind` do not count.
+    A `ResetInfo` from `reset`, a `StepInfo` from `step`; every key is documented in
+    `or_env.info`. In short: `problem_id`, `turn`, `executions`, `action_kind`, `code`,
+    `execution` (the sandbox's result as it came; the observation shows it rendered),
+    `format_error`, and at the end `termination_reason`, `correct`, `answer`, `grade`,
+    `answer_printed` (an execution printed the answer, as the policy saw it) and `transcript`.
     The ground truth is only included with `debug=True`.
 
     ## Arguments
@@ -118,6 +112,9 @@ class ORModelingEnv(gym.Env[str, str]):
 
     metadata = {  # noqa: RUF012 - Gymnasium reads it as a class attribute
         "render_modes": ["ansi"],
+        # "ansi" returns the transcript as text; no frames are shown, but Gymnasium's checker
+        # asks every env that renders for a rate.
+        "render_fps": 1,
         "renderings": protocol.RENDERINGS,
         "stop_sequences": list(protocol.STOP_SEQUENCES),
     }
@@ -173,9 +170,11 @@ class ORModelingEnv(gym.Env[str, str]):
         self.tolerance = tolerance
         self.protocol = protocol
         self.direct_rule = direct.get_direct_rule(direct_rule)
+        self.episode_protocol: EpisodeProtocol = (
+            direct.DirectProtocol(self.direct_rule) if protocol == "direct" else NativeProtocol()
+        )
         if system_prompt is None:
-            native = protocol == "native"
-            system_prompt = DEFAULT_SYSTEM_PROMPT if native else direct.DEFAULT_DIRECT_SYSTEM_PROMPT
+            system_prompt = self.episode_protocol.system_prompt
         self.system_prompt = system_prompt
         self.user_template = user_template
         self.debug = debug
@@ -203,14 +202,15 @@ class ORModelingEnv(gym.Env[str, str]):
 
     @property
     def sandbox(self) -> Sandbox:
+        """The sandbox that runs the programs (a named one is created on first use)."""
         if self._sandbox is None:
             assert isinstance(self._sandbox_spec, str)
             self._sandbox = shared_sandbox(self._sandbox_spec)
         return self._sandbox
 
-    def reset(
+    def reset(  # type: ignore[override]  # info is a ResetInfo (see StepResult)
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[str, dict[str, Any]]:
+    ) -> tuple[str, ResetInfo]:
         """Start an episode on a problem picked by `options` or drawn with the env's RNG.
 
         options: {"problem": Problem}, {"index": i} or {"problem_id": "..."}.
@@ -229,35 +229,23 @@ class ORModelingEnv(gym.Env[str, str]):
         self.transcript.append("user", prompt, "env", 0)
         return prompt, self._base_info()
 
-    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+    def step(self, action: str) -> StepResult:  # type: ignore[override]  # see StepResult
         """Read one turn of policy text; run its code or grade its answer (see the class doc)."""
-        if self.protocol == "direct":
-            program, refused = self._begin_direct_step(action)
-            run = self.sandbox.run(program, timeout=self.timeout) if program else None
-            return self._finish_direct_step(action, run, refused)
-        parsed = self._begin_step(action)
-        result = None
-        if self._needs_execution(parsed):
-            result = self.sandbox.run(parsed.code or "", timeout=self.timeout)
-        return self._finish_step(action, parsed, result)
+        plan, program = self._plan(action)
+        result = None if program is None else self.sandbox.run(program, timeout=self.timeout)
+        return self._finish(action, plan, result)
 
     async def areset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[str, dict[str, Any]]:
+    ) -> tuple[str, ResetInfo]:
         """`reset` for asyncio code (it does no blocking work)."""
         return self.reset(seed=seed, options=options)
 
-    async def astep(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+    async def astep(self, action: str) -> StepResult:
         """`step` for asyncio code: the execution is awaited, never blocking the event loop."""
-        if self.protocol == "direct":
-            program, refused = self._begin_direct_step(action)
-            run = await self.sandbox.arun(program, timeout=self.timeout) if program else None
-            return self._finish_direct_step(action, run, refused)
-        parsed = self._begin_step(action)
-        result = None
-        if self._needs_execution(parsed):
-            result = await self.sandbox.arun(parsed.code or "", timeout=self.timeout)
-        return self._finish_step(action, parsed, result)
+        plan, program = self._plan(action)
+        result = None if program is None else await self.sandbox.arun(program, timeout=self.timeout)
+        return self._finish(action, plan, result)
 
     def rewind(self, turn: int) -> None:
         """Drop every turn after `turn` (0 = back to the prompt) and reopen the episode."""
@@ -285,6 +273,7 @@ class ORModelingEnv(gym.Env[str, str]):
         return text
 
     def render(self) -> str | None:
+        """The transcript as text when `render_mode="ansi"`, else None."""
         if self.render_mode == "ansi":
             return self.transcript.text()
         return None
@@ -317,55 +306,57 @@ class ORModelingEnv(gym.Env[str, str]):
             )
         return self.problems[int(self.np_random.integers(len(self.problems)))]
 
-    def _check_step_call(self, action: object) -> None:
+    def _plan(self, action: str) -> tuple[Plan, str | None]:
+        """Check the call, count the turn, read the action: its plan and the program to run.
+
+        The program is None when the plan runs nothing or the execution budget is spent.
+        """
         if self.problem is None:
             raise RuntimeError("step() called before reset()")
         if self.done:
             raise RuntimeError("step() called after the episode ended; call reset()")
         if not isinstance(action, str):
             raise TypeError(f"action must be the policy's text (str), got {type(action).__name__}")
-
-    def _begin_step(self, action: str) -> protocol.ParsedAction:
-        self._check_step_call(action)
         self.turn += 1
-        return protocol.parse_action(action)
+        plan = self.episode_protocol.plan(action)
+        runs = plan.program is not None and self.executions < self.max_executions
+        return plan, plan.program if runs else None
 
-    def _needs_execution(self, parsed: protocol.ParsedAction) -> bool:
-        return parsed.kind is protocol.ActionKind.CODE and self.executions < self.max_executions
-
-    def _finish_step(
-        self, action: str, parsed: protocol.ParsedAction, result: ExecResult | None
-    ) -> tuple[str, float, bool, bool, dict[str, Any]]:
+    def _finish(self, action: str, plan: Plan, result: ExecResult | None) -> StepResult:
+        """Record the step, grade an ending, apply the budgets, and build the step's info."""
         assert self.problem is not None
         self.transcript.append("assistant", action, "policy", self.turn)
-        info = self._base_info()
-        info["action_kind"] = parsed.kind.value
-        reward, terminated, truncated, observation = 0.0, False, False, ""
-        reason: str | None = None
-
-        if parsed.kind is protocol.ActionKind.ANSWER:
-            verdict = grade(action, self.problem.answer, preset=self.tolerance)
-            verdict = self._graded(verdict, verdict.raw_answer, info)
-            reward, terminated, reason = verdict.reward, True, "answered"
-            info.update(answer=parsed.answer, **self._grade_info(verdict))
-        elif parsed.kind is protocol.ActionKind.CODE and result is None:
-            truncated, reason = True, "max_executions"
-            info["code"] = parsed.code
-        elif parsed.kind is protocol.ActionKind.CODE:
-            assert result is not None
-            observation, clipped = self._record_execution(action, result)
-            info.update(code=parsed.code, execution=result.to_dict(), observation_truncated=clipped)
-        else:
-            feedback = protocol.format_feedback(parsed.problem or "", detail=parsed.detail)
+        info: StepInfo = {**self._base_info(), "action_kind": plan.kind}
+        info.update(plan.info)  # type: ignore[typeddict-item]
+        observation = ""
+        if plan.format_error is not None:
+            feedback = protocol.format_feedback(plan.format_error, detail=plan.detail)
             observation = self._add_env_text(action, feedback + "\n", as_feedback=True)
-            info["format_error"] = parsed.problem
-            if parsed.code is not None:
-                info["code"] = parsed.code
+            info["format_error"] = plan.format_error
+        elif result is not None:
+            observation, clipped = self._record_execution(action, result)
+            info["execution"] = result.to_dict()  # type: ignore[typeddict-item]
+            info["observation_truncated"] = clipped
 
+        reward, terminated, truncated = 0.0, False, False
+        reason: str | None = None
+        ending = self.episode_protocol.ending(
+            action, plan, result, self.problem.answer, self.tolerance
+        )
+        if ending is not None:
+            verdict = self._graded(ending, info)
+            reward, terminated, reason = verdict.reward, True, ending.reason
+            info["answer"] = ending.answer
+            info["correct"], info["rel_error"] = verdict.correct, verdict.rel_error
+            info["grade"] = self._grade_info(verdict)
+        elif plan.program is not None and result is None:
+            truncated, reason = True, "max_executions"
         if not (terminated or truncated) and self.turn >= self.max_turns:
             truncated, reason = True, "max_turns"
+
         if terminated or truncated:
             self.done = True
+            assert reason is not None
             info["termination_reason"] = reason
             info.setdefault("correct", False)
             info.setdefault("answer_printed", False)
@@ -382,9 +373,10 @@ class ORModelingEnv(gym.Env[str, str]):
         text, clipped = protocol.execution_text(result, self.max_obs_chars)
         return self._add_env_text(action, protocol.output_block(text)), clipped
 
-    def _graded(self, verdict: Grade, answer_text: str | None, info: dict[str, Any]) -> Grade:
-        """Apply `require_executed_answer` to a verdict; record `answer_printed` in info."""
-        answer = None if answer_text is None else parse_answer(answer_text)
+    def _graded(self, ending: Ending, info: StepInfo) -> Grade:
+        """Apply `require_executed_answer` to the ending's verdict; record `answer_printed`."""
+        verdict = ending.grade
+        answer = None if ending.graded_text is None else parse_answer(ending.graded_text)
         printed = answer is not None and answer_was_printed(
             answer, (p for _, p in self._printed), preset=self.tolerance
         )
@@ -408,64 +400,9 @@ class ORModelingEnv(gym.Env[str, str]):
         self.transcript.append("assistant", text, "env", self.turn)
         return text
 
-    def _begin_direct_step(self, action: str) -> tuple[str | None, protocol.ParsedAction | None]:
-        """Check the call; the program to run (with its epilogue) or None, and why it was refused.
-
-        A response over the length limit is not read; a program holding a lone surrogate
-        cannot be handed to the sandbox. Both end the episode as format errors.
-        """
-        self._check_step_call(action)
-        self.turn += 1
-        if len(action) > MAX_TEXT:
-            return None, protocol.parse_action(action)
-        program = direct.extract_program(action)
-        if program is None:
-            return None, None
-        bad = protocol.unencodable_position(program)
-        if bad is not None:
-            detail = protocol.unencodable_message(*bad)
-            refused = protocol.ParsedAction(
-                protocol.ActionKind.MALFORMED, problem="unencodable_code", detail=detail
-            )
-            return None, refused
-        return program + self.direct_rule.epilogue, None
-
-    def _finish_direct_step(
-        self,
-        action: str,
-        result: ExecResult | None,
-        refused: protocol.ParsedAction | None = None,
-    ) -> tuple[str, float, bool, bool, dict[str, Any]]:
-        """Grade the answer read from the execution; the direct episode always ends here."""
+    def _base_info(self) -> ResetInfo:
         assert self.problem is not None
-        self.transcript.append("assistant", action, "policy", self.turn)
-        info = self._base_info()
-        info.update(action_kind="direct", direct_rule=self.direct_rule.name)
-        info["code"] = None if len(action) > MAX_TEXT else direct.extract_program(action)
-        observation = ""
-        if refused is not None:
-            reading = direct.DirectReading(None, "format_error")
-            feedback = protocol.format_feedback(refused.problem or "", detail=refused.detail)
-            observation = self._add_env_text(action, feedback + "\n", as_feedback=True)
-            info["format_error"] = refused.problem
-        elif result is None:
-            reading = direct.DirectReading(None, "no_code")
-        else:
-            reading = direct.read_answer(result)
-            observation, clipped = self._record_execution(action, result)
-            info.update(execution=result.to_dict(), observation_truncated=clipped)
-        verdict = grade_value(reading.answer, self.problem.answer, preset=self.tolerance)
-        verdict = self._graded(verdict, reading.answer, info)
-        info.update(answer=reading.answer, **self._grade_info(verdict))
-        self.done = True
-        info["termination_reason"] = reading.reason
-        info["transcript"] = self.transcript.to_dicts()
-        info["turn"], info["executions"] = self.turn, self.executions
-        return observation, verdict.reward, True, False, info
-
-    def _base_info(self) -> dict[str, Any]:
-        assert self.problem is not None
-        info: dict[str, Any] = {
+        info: ResetInfo = {
             "problem_id": self.problem.id,
             "benchmark": self.problem.benchmark,
             "rendering": self.rendering,
@@ -479,11 +416,11 @@ class ORModelingEnv(gym.Env[str, str]):
             info["ground_truth"] = self.problem.answer
         return info
 
-    def _grade_info(self, verdict: Grade) -> dict[str, Any]:
-        details = verdict.to_dict()
+    def _grade_info(self, verdict: Grade) -> GradeInfo:
+        details: GradeInfo = verdict.to_dict()  # type: ignore[assignment]
         if not self.debug:
             details.pop("ground_truth", None)
-        return {"correct": verdict.correct, "rel_error": verdict.rel_error, "grade": details}
+        return details
 
 
 def _resolve_problems(

@@ -19,6 +19,10 @@ is not valid Unicode and cannot be encoded to hand to the sandbox, so it is not 
 surrogate elsewhere (prose, an answer) does no harm and the turn is read as usual. Reading a
 turn takes time linear in its length.
 
+`NativeProtocol` is this protocol as an `EpisodeProtocol`: the object that tells
+`ORModelingEnv` what to do with an action (a `Plan`) and whether a step ends the episode with a
+graded answer (an `Ending`); `or_env.direct.DirectProtocol` is the other one.
+
 The execution output comes back as an ```output block. In the `inline` rendering that
 block is appended inside the same assistant turn (the paper's native mode; the policy
 continues the turn); in the `chat` rendering it is a new user message. Program output is
@@ -30,10 +34,14 @@ from __future__ import annotations
 
 import re
 import textwrap
-from dataclasses import dataclass
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
-from or_env.grading import find_final_answer
+from or_env.grading import Grade, Tolerance, find_final_answer, grade
+from or_env.prompts import DEFAULT_SYSTEM_PROMPT
 from or_env.sandbox.base import ExecResult
 
 OUTPUT_FENCE = "```output"
@@ -290,3 +298,121 @@ def output_block(text: str) -> str:
     output), so that no caller can build a block that text inside it closes.
     """
     return f"{OUTPUT_FENCE}\n{break_fences(text)}\n```\n"
+
+
+# ------------------------------------------------------------------ episode protocols
+@dataclass(frozen=True)
+class Plan:
+    """What the env does with one action; made by `EpisodeProtocol.plan`.
+
+    Attributes:
+        kind: how the action was read (`info["action_kind"]`).
+        program: what to hand the sandbox, or None when nothing runs. The env does not run a
+            program past `max_executions`: the episode is truncated ("max_executions").
+        format_error: a key of FORMAT_MESSAGES when the action cannot be used; the observation
+            is then the format feedback (`detail`: its specifics, as in `ParsedAction`).
+        detail: see `format_error`.
+        answer: the final answer the action states, for `ending` to grade (native protocol).
+        info: what the protocol reports about the action (`code`, `direct_rule`).
+    """
+
+    kind: str
+    program: str | None = None
+    format_error: str | None = None
+    detail: str | None = None
+    answer: str | None = None
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Ending:
+    """A step that ends the episode with a graded answer; made by `EpisodeProtocol.ending`.
+
+    Attributes:
+        reason: the termination reason ("answered", or why the direct protocol read no answer).
+        answer: the answer as read (`info["answer"]`), or None.
+        grade: the verdict, before the env applies `require_executed_answer`.
+        graded_text: the answer text the verdict read, or None; `answer_printed` looks for it
+            in what the episode's executions printed.
+    """
+
+    reason: str
+    answer: str | None
+    grade: Grade
+    graded_text: str | None
+
+
+class EpisodeProtocol(ABC):
+    """How `ORModelingEnv` reads a policy's action and when a step ends with a graded answer.
+
+    The env plays every step the same way, in `step` and `astep` alike:
+
+    1. `plan(action)` says what the action asks for (a `Plan`): run a program, or nothing.
+    2. The env runs `plan.program` in the sandbox (`run`, or `await arun`), within its budget.
+    3. `ending(...)` says whether the step ends the episode with a graded answer.
+    4. The env finishes the step: transcript, observation (output block or format feedback),
+       `require_executed_answer`, budgets (`max_turns`, `max_executions`) and `info`.
+
+    A protocol holds no episode state; its methods are pure.
+
+    Attributes:
+        name: `info["protocol"]`.
+        system_prompt: the default system prompt of an env playing this protocol.
+    """
+
+    name: str
+    system_prompt: str
+
+    @abstractmethod
+    def plan(self, action: str) -> Plan:
+        """Read one action (any str)."""
+
+    @abstractmethod
+    def ending(
+        self,
+        action: str,
+        plan: Plan,
+        result: ExecResult | None,
+        ground_truth: float | str,
+        tolerance: str | Tolerance,
+    ) -> Ending | None:
+        """The graded end of the episode at this step, or None when the episode goes on.
+
+        `result` is the execution of `plan.program`, or None when nothing ran.
+        """
+
+
+class NativeProtocol(EpisodeProtocol):
+    """The multi-turn protocol of the module docstring: run code, repair, answer in a box."""
+
+    name = "native"
+    system_prompt = DEFAULT_SYSTEM_PROMPT
+
+    def plan(self, action: str) -> Plan:
+        """Code to run, an answer to grade, or format feedback (see `parse_action`)."""
+        parsed = parse_action(action)
+        code_info = {} if parsed.code is None else {"code": parsed.code}
+        if parsed.kind is ActionKind.CODE:
+            return Plan(parsed.kind.value, program=parsed.code, info=code_info)
+        if parsed.kind is ActionKind.ANSWER:
+            return Plan(parsed.kind.value, answer=parsed.answer)
+        return Plan(
+            parsed.kind.value,
+            format_error=parsed.problem or "",
+            detail=parsed.detail,
+            info=code_info,
+        )
+
+    def ending(
+        self,
+        action: str,
+        plan: Plan,
+        result: ExecResult | None,
+        ground_truth: float | str,
+        tolerance: str | Tolerance,
+    ) -> Ending | None:
+        """An answer ends the episode, graded from the final box of the whole action."""
+        if plan.kind != ActionKind.ANSWER:
+            return None
+        verdict = grade(action, ground_truth, preset=tolerance)
+        return Ending("answered", plan.answer, verdict, verdict.raw_answer)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ class Message:
     turn: int
 
     def to_dict(self) -> dict[str, Any]:
+        """role, content, source and turn as a dict (`info["transcript"]` holds these)."""
         return asdict(self)
 
 
@@ -43,14 +45,16 @@ class Transcript:
     def __len__(self) -> int:
         return len(self._messages)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Message]:
         return iter(self._messages)
 
     @property
     def messages(self) -> list[Message]:
+        """A copy of the messages, in order."""
         return list(self._messages)
 
     def append(self, role: str, content: str, source: str, turn: int) -> Message:
+        """Add a message; `source` must be one of SOURCES."""
         if source not in SOURCES:
             raise ValueError(f"unknown message source {source!r}; expected one of {SOURCES}")
         message = Message(role=role, content=content, source=source, turn=turn)
@@ -72,6 +76,7 @@ class Transcript:
         return chat
 
     def to_dicts(self) -> list[dict[str, Any]]:
+        """Every message as `Message.to_dict`."""
         return [m.to_dict() for m in self._messages]
 
     def text(self) -> str:

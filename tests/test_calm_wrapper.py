@@ -23,8 +23,9 @@ from agents.runner import RolloutRunner, plan_episodes
 from calm import BaseIntervener, CALMWrapper, Intervener, JudgeContext, Judgement
 from calm.intervener import JudgeUnavailable
 from calm.prompt import render_trajectory
-from or_env import Problem
+from or_env import NO_OPTIMUM, Problem
 from or_env.env import ORModelingEnv
+from or_env.info import END_KEYS
 from or_env.sandbox.local import LocalSandbox
 from or_env.transcript import Message
 
@@ -175,6 +176,33 @@ def test_flaw_rewinds_to_the_flawed_turn_and_inserts_the_hint(sandbox, rendering
         roles = ["assistant", "user", "user", "assistant", "user", "assistant"]
         assert [m["role"] for m in chat[2:]] == roles
         assert chat[4]["content"] == HINT
+
+
+def test_reopening_drops_what_held_only_for_the_end(sandbox) -> None:
+    env = CALMWrapper(make_env(sandbox), ScriptedIntervener([verdict(turn=2), FLAWLESS]))
+    env.reset(options={"index": 0})
+    env.step(CODE_OK)
+    *_, info = env.step(ANSWER_OK)
+    assert info["rewound_to"] == 1 and info["intervention"]["outcome_before"]["correct"] is True
+    assert "answer_printed" not in info and not info.keys() & END_KEYS
+    *_, info = env.step(ANSWER_OK)  # turn 1's execution printed 12 and was kept
+    assert info["answer_printed"] is True and info["calm"]["final"] == "flawless"
+
+
+def test_a_hint_that_states_there_is_no_optimum_gives_it_away(sandbox) -> None:
+    problem = Problem(id="none", question="Is there an optimum?", answer="No Best Solution")
+    assert problem.answer == NO_OPTIMUM
+    hints = ["Wait, check whether the model is infeasible.", "Wait: no optimal solution exists."]
+    client = ScriptedJudgeClient([verdict(1, hint=hint) for hint in hints])
+    env = CALMWrapper(
+        ORModelingEnv([problem], sandbox=sandbox), Intervener(client=client, max_attempts=2)
+    )
+    env.reset(options={"index": 0})
+    *_, info = env.step("So \\boxed{5}.")
+    judgement = info["calm"]["judgements"][0]
+    assert judgement["status"] == "no_verdict" and len(judgement["errors"]) == 2
+    assert all("gives the answer away" in error for error in judgement["errors"])
+    assert info["calm"]["interventions"] == [] and info["termination_reason"] == "answered"
 
 
 def test_flaw_in_the_first_turn_rewinds_to_the_prompt(sandbox) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import warnings
 
 import gymnasium as gym
 import pytest
@@ -77,6 +78,16 @@ def test_check_env_passes(env) -> None:
 
 def test_check_env_on_registered_env(sandbox) -> None:
     check_env(gym.make("or_env/Sample-v0", sandbox=sandbox).unwrapped)
+
+
+@pytest.mark.parametrize("render_mode", [None, "ansi"])
+def test_check_env_gives_no_warning(sandbox, render_mode) -> None:
+    env = gym.make("or_env/Sample-v0", sandbox=sandbox, render_mode=render_mode).unwrapped
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(env)
+    assert [str(w.message) for w in caught] == []  # render_fps is declared
+    assert ORModelingEnv.metadata["render_fps"] > 0
 
 
 def test_seeded_reset_is_deterministic_and_per_env(sandbox) -> None:
@@ -285,6 +296,35 @@ def test_render_ansi(sandbox) -> None:
 def test_package_exports() -> None:
     assert or_env.grade("\\boxed{12}", 12.0).correct
     assert or_env.ORModelingEnv.metadata["stop_sequences"] == ["```output"]
+    from or_env import NO_OPTIMUM, OREnvError, get_benchmark, load_problems_with_report
+
+    assert NO_OPTIMUM == or_env.grading.NO_OPTIMUM
+    assert get_benchmark("sample").name == "sample"
+    problems, report = load_problems_with_report("sample")
+    assert len(problems) == 24 and not report.skipped
+    assert set(or_env.__all__) >= {
+        "NO_OPTIMUM",
+        "OREnvError",
+        "get_benchmark",
+        "load_problems_with_report",
+    }
+    assert issubclass(or_env.errors.DataError, OREnvError)
+
+
+def test_every_error_is_an_or_env_error_and_keeps_its_builtin_base() -> None:
+    from or_env.errors import DataError, MissingExtraError, OREnvError
+    from or_env.grading import GroundTruthError
+    from or_env.problems import DatasetError, MissingDependencyError, UnknownBenchmarkError
+    from or_env.problems.adapters import RowError
+
+    for error in (GroundTruthError, DatasetError, UnknownBenchmarkError, RowError):
+        assert issubclass(error, DataError) and issubclass(error, ValueError), error
+    assert issubclass(MissingDependencyError, MissingExtraError)
+    assert issubclass(MissingDependencyError, ImportError)
+    with pytest.raises(OREnvError, match="unknown"):
+        or_env.get_benchmark("no-such-benchmark")
+    with pytest.raises(OREnvError):
+        or_env.grading.parse_ground_truth(None)
 
 
 # ---------------------------------------------------------------- require_executed_answer

@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from or_env.errors import MissingExtraError
 from or_env.problems.report import DatasetError
 
 FORMATS = ("jsonl", "json", "json-dict", "csv", "parquet")
 DATA_EXTRA_HINT = "pip install 'or-env[data]'"
 
 
-class MissingDependencyError(ImportError):
+class MissingDependencyError(MissingExtraError):
     """An optional dependency (an extra of or-env) is needed for this file or dataset."""
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from or_env.errors import DataError
+
 
 @dataclass(frozen=True)
 class SkippedRow:
@@ -36,7 +38,7 @@ class SkippedRow:
         return f"{self.where}: {self.reason}"
 
 
-class DatasetError(ValueError):
+class DatasetError(DataError):
     """A dataset that cannot be read, or (with on_error="raise") one broken row in it.
 
     For a broken row, `row` holds its location and reason and the message starts with `file:line`.

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from or_env.errors import DataError
 from or_env.problems.adapters import Adapter
 from or_env.problems.readers import FORMATS
 
 
-class UnknownBenchmarkError(ValueError):
+class UnknownBenchmarkError(DataError):
     """A benchmark or version name that the registry does not know; the message lists valid ones."""
 
 

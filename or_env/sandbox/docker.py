@@ -414,6 +414,23 @@ class DockerSandbox(SandboxBase):
         """Containers started so far, replacements included."""
         return self._pool.started_total
 
+    @property
+    def isolation(self) -> str:
+        """Always "container" (see `isolation_details`)."""
+        return "container"
+
+    @property
+    def isolation_details(self) -> dict[str, object]:
+        """How programs are confined, in the shape of `LocalSandbox.isolation_details`."""
+        return {
+            "mode": "container",
+            "network": "none",
+            "memory_limit": f"container cgroup ({self.spec.container_memory_mb} MiB) + "
+            "RLIMIT_AS per program",
+            "hidden": ["the whole host filesystem (the container has its own root)"],
+            "warnings": [],
+        }
+
     def close(self) -> None:
         """Stop and remove every container; running programs get a sandbox_error. Idempotent."""
         self._finalizer()
