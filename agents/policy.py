@@ -137,21 +137,10 @@ class Policy(abc.ABC):
         """Release connections or engines; the default holds none."""
 
 
-def _as_message(message: Message | Mapping[str, Any]) -> Message:
-    if isinstance(message, Message):
-        return message
-    return Message(
-        role=str(message["role"]),
-        content=str(message["content"]),
-        source=str(message.get("source", "env")),
-        turn=int(message.get("turn", 0)),
-    )
-
-
 def chat_messages(messages: Sequence[Message | Mapping[str, Any]]) -> list[dict[str, str]]:
     """Role/content dicts for a chat API, consecutive assistant pieces merged (as_chat)."""
     transcript = Transcript()
-    for message in map(_as_message, messages):
+    for message in map(Message.coerce, messages):
         transcript.append(message.role, message.content, message.source, message.turn)
     return transcript.as_chat()
 
@@ -163,7 +152,7 @@ def continues_assistant(chat: Sequence[Mapping[str, str]]) -> bool:
 
 def policy_turn_count(messages: Sequence[Message | Mapping[str, Any]]) -> int:
     """How many policy-written messages the transcript holds (the index of the next turn)."""
-    return sum(1 for m in map(_as_message, messages) if m.source == "policy")
+    return sum(1 for m in map(Message.coerce, messages) if m.source == "policy")
 
 
 def turn_seed(

@@ -79,24 +79,13 @@ def system_prompt(taxonomy: Taxonomy, max_hint_chars: int) -> str:
     return "\n".join(lines)
 
 
-def _as_message(message: Message | Mapping[str, Any]) -> Message:
-    if isinstance(message, Message):
-        return message
-    return Message(
-        role=str(message["role"]),
-        content=str(message["content"]),
-        source=str(message.get("source", "env")),
-        turn=int(message.get("turn", 0)),
-    )
-
-
 def render_trajectory(
     messages: Sequence[Message | Mapping[str, Any]],
     max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS,
 ) -> str:
     """The turns after the prompt, each under a heading with its env turn number."""
     blocks = []
-    for message in map(_as_message, messages):
+    for message in map(Message.coerce, messages):
         if message.turn == 0 and message.source == "env":
             continue  # the system prompt and the problem statement, shown apart
         if message.source == "policy":

@@ -224,11 +224,6 @@ def extract_program(response: str) -> str | None:
     return script if script.strip() else None
 
 
-def program_to_run(program: str, rule: str | DirectRule = "default") -> str:
-    """The program followed by the rule's epilogue: exactly what the sandbox runs."""
-    return program + get_direct_rule(rule).epilogue
-
-
 @dataclass(frozen=True)
 class DirectReading:
     """What the direct protocol read from one execution.

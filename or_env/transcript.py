@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -29,6 +29,18 @@ class Message:
     def to_dict(self) -> dict[str, Any]:
         """role, content, source and turn as a dict (`info["transcript"]` holds these)."""
         return asdict(self)
+
+    @classmethod
+    def coerce(cls, message: Message | Mapping[str, Any]) -> Message:
+        """A Message from a Message or its dict (as `to_dict` and episode records hold it)."""
+        if isinstance(message, Message):
+            return message
+        return cls(
+            role=str(message["role"]),
+            content=str(message["content"]),
+            source=str(message.get("source", "env")),
+            turn=int(message.get("turn", 0)),
+        )
 
 
 class Transcript:

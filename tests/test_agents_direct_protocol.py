@@ -13,7 +13,6 @@ from or_env.direct import (
     ORLM_EPILOGUE,
     extract_program,
     get_direct_rule,
-    program_to_run,
     read_answer,
 )
 from or_env.sandbox.base import ExecResult
@@ -86,7 +85,6 @@ def test_read_answer(result: ExecResult, answer: str | None, reason: str) -> Non
 
 def test_rules_by_name() -> None:
     assert get_direct_rule("orlm").epilogue == ORLM_EPILOGUE
-    assert program_to_run("x = 1\n", "orlm") == "x = 1\n" + ORLM_EPILOGUE
     with pytest.raises(ValueError, match="unknown direct rule 'gurobi'"):
         get_direct_rule("gurobi")
     with pytest.raises(ValueError, match="protocol must be one of"):

@@ -186,7 +186,8 @@ def test_worker_restart_and_ping():
     with WorkerProcess(default_worker_argv(preload=())) as worker:
         assert worker.ping()
         first = worker.pid
-        info = worker.restart()
+        worker.stop()
+        info = worker.start()
         assert info["ready"] and worker.pid != first and worker.ping()
 
 
@@ -266,6 +267,7 @@ def test_non_root_worker_cleans_up_by_session():
         )
         assert r.sandbox_error is not None and "signal 9" in r.sandbox_error
         scratch = worker.ready_info["scratch_root"]
-        worker.restart()
+        worker.stop()
+        worker.start()
         assert not os.path.exists(scratch)  # the killed worker's scratch root was removed
         assert worker.run("print(3)", timeout=5, max_output=100, memory_mb=None).stdout == "3\n"

@@ -121,7 +121,8 @@ class WorkerProcess:
 
     Thread-safe (one request at a time). Every call is bounded by a host-side deadline;
     a worker that dies, times out or garbles a frame is killed and marked broken, and
-    `run` reports that as `ExecResult(sandbox_error=...)`. `restart()` starts a fresh one.
+    `run` reports that as `ExecResult(sandbox_error=...)`; `stop()` then `start()` makes a
+    fresh one.
     """
 
     def __init__(
@@ -164,7 +165,7 @@ class WorkerProcess:
         """Launch the worker and wait for its ready frame; returns that frame."""
         with self._lock:
             if self._proc is not None:
-                raise RuntimeError(f"{self.name} is already started; use restart()")
+                raise RuntimeError(f"{self.name} is already started; stop() it first")
             self.broken, self.killed, self.ready_info = None, False, None
             self.exit_status = None
             self._stderr_tail.clear()
@@ -222,10 +223,6 @@ class WorkerProcess:
             self.killed = True
             with contextlib.suppress(OSError):
                 proc.kill()
-
-    def restart(self) -> dict[str, Any]:
-        self.stop()
-        return self.start()
 
     def _kill_locked(self) -> None:
         proc = self._proc
