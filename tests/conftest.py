@@ -2,7 +2,10 @@
 
 CI sets OR_ENV_REQUIRE_DOCKER=1 after starting the daemon and building the image: then a
 docker-marked test that would skip for lack of Docker fails instead, so a broken setup
-cannot pass as a green run of skipped tests.
+cannot pass as a green run of skipped tests. Likewise OR_ENV_REQUIRE_DATA=1 (the
+benchmark folder is there): a `benchmark_data` or red-team test that skips fails instead,
+so neither a missing data folder nor a sandbox mode that could not be set up (say, the
+unprivileged one) hides behind a skip.
 
 `--isolation-report=PATH.md` (opt-in) writes what the red-team suite measured: a
 markdown table with one row per attack category (tests marked `redteam(category)`) and
@@ -53,6 +56,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 f"{item.nodeid}: redteam marker needs one of {REDTEAM_CATEGORIES}, "
                 f"got {marker.args}"
             )
+    if os.environ.get("OR_ENV_REQUIRE_DATA") == "1":
+        data = os.environ.get("OR_ENV_DATA_DIR", "")
+        if not data or not Path(data).is_dir():
+            raise pytest.UsageError(
+                f"OR_ENV_REQUIRE_DATA=1 but OR_ENV_DATA_DIR ({data!r}) is not a folder"
+            )
     if os.environ.get("OR_ENV_REQUIRE_DOCKER") != "1":
         return
     if not any(item.get_closest_marker("docker") for item in items):
@@ -62,6 +71,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     usable, why = docker_usable()
     if not usable:
         raise pytest.UsageError(f"OR_ENV_REQUIRE_DOCKER=1 but Docker is unusable: {why}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    report = outcome.get_result()
+    if os.environ.get("OR_ENV_REQUIRE_DATA") != "1" or not report.skipped:
+        return
+    if hasattr(report, "wasxfail"):
+        return
+    if item.get_closest_marker("benchmark_data") or item.get_closest_marker("redteam"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped, but OR_ENV_REQUIRE_DATA=1 requires it to run: {reason}"
 
 
 class IsolationReport:

@@ -497,8 +497,7 @@ def test_bundled_sample_needs_no_data_dir(monkeypatch: pytest.MonkeyPatch) -> No
     from importlib import resources
 
     resource = resources.files("or_env").joinpath("data", "sample", "problems.jsonl")
-    if not resource.is_file():
-        pytest.skip("the bundled sample problems are not written yet")
+    assert resource.is_file()
     monkeypatch.delenv(DATA_DIR_ENV, raising=False)
     problems = load_problems("sample")
     lines = [line for line in resource.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -92,7 +92,6 @@ def _episode(problem_id: str, **fields: object) -> dict:
 def test_sft_from_episode_records_keeps_outputs_and_hints_out_of_assistant_turns(
     tmp_path: Path,
 ) -> None:
-    pytest.importorskip("calm.export", reason="calm is not in this checkout")
     source = tmp_path / "episodes.jsonl"
     source.write_text("".join(json.dumps(_episode(i)) + "\n" for i in ("p1", "p2")))
     out = tmp_path / "sft.parquet"
@@ -161,7 +160,6 @@ EPISODES = {
 def test_sft_keeps_only_trajectories_worth_imitating(
     tmp_path: Path, name: str, include_incorrect: bool
 ) -> None:
-    pytest.importorskip("calm.export", reason="calm is not in this checkout")
     fields, default, included = EPISODES[name]
     source = _write_jsonl(tmp_path / "episodes.jsonl", [_episode("p1", **fields)])
     selection = data.select_sft_rows(source, include_incorrect=include_incorrect)
@@ -171,7 +169,6 @@ def test_sft_keeps_only_trajectories_worth_imitating(
 
 
 def test_sft_cli_says_what_it_dropped_and_why(tmp_path: Path, capsys) -> None:
-    pytest.importorskip("calm.export", reason="calm is not in this checkout")
     rows = [_episode(f"ok{i}") for i in range(3)]
     rows += [_episode(f"wrong{i}", correct=False) for i in range(2)]
     rows.append(_episode("crashed", status="error", correct=False))
@@ -189,7 +186,6 @@ def test_sft_cli_says_what_it_dropped_and_why(tmp_path: Path, capsys) -> None:
 
 
 def test_sft_from_episodes_without_a_correct_one_is_a_clear_error(tmp_path: Path, capsys):
-    pytest.importorskip("calm.export", reason="calm is not in this checkout")
     source = _write_jsonl(tmp_path / "episodes.jsonl", [_episode("p", correct=False)])
     assert data.main(["sft", str(source), "--out", str(tmp_path / "x.parquet")]) == 2
     assert capsys.readouterr().err.startswith("error: no SFT rows to write")
