@@ -22,9 +22,16 @@ stated decimal of a non-integer ground truth.
   allowance, and the slack comes from the data, never from how the model writes its answer.
 - The absolute floor 1e-6 handles a ground truth of 0 (where relative error is undefined) and
   tiny ones at the level of solver feasibility tolerances.
-The literature's rules are available by name (sources in `or_env.tolerance`): "sirl" /
-"optimind" (|p - g| / (|g| + 1) < 1e-6), "orlm" / "optmath" (5% after rounding both values to
-integers) and "strict" (1e-6 relative, no allowance for rounded ground truths).
+The literature's rules are available by name (sources, rules and departures in
+`or_env.tolerance.SOURCES`): "sirl" (|p - g| / (|g| + 1) <= 1e-6, SIRL's check_result),
+"sirl-reward" and "optimind" (the same with <, SIRL's answer_reward and OptiMind's compute_acc),
+"orlm" and "optmath" (5% after rounding both values to integers), plus "strict" (1e-6 relative,
+no allowance for rounded ground truths). These presets read markers and statuses as described
+below. Each named preset also has a strict reproduction mode, "<name>-strict", which gives the
+source's own verdict: markers the source compares as numbers stay numbers (ORLM's -99999), every
+status answer is the source's one "no solution" value, and the source's zero and tiny-value
+behaviour is kept. It reads the value written in a `GroundTruthMarker` (what
+`parse_ground_truth` returns for a marker, and so what `Problem.answer` holds).
 
 Statuses: a ground truth is a number, INFEASIBLE ("infeasible", "no feasible solution"),
 UNBOUNDED ("unbounded"), or NO_OPTIMUM: a marker that says there is no optimal solution without
@@ -70,6 +77,7 @@ from or_env.answer_parsing import (
     parse_answer_value,
     printed_values,
 )
+from or_env.errors import DataError
 from or_env.tolerance import TOLERANCE_PRESETS, Tolerance, get_tolerance
 
 __all__ = [
@@ -80,6 +88,7 @@ __all__ = [
     "UNBOUNDED",
     "Grade",
     "GroundTruthError",
+    "GroundTruthMarker",
     "ParsedAnswer",
     "PrintedValues",
     "Tolerance",
@@ -125,8 +134,31 @@ _MISSING_HINT = (
 )
 
 
-class GroundTruthError(ValueError):
+class GroundTruthError(DataError):
     """A ground-truth value that is neither a number nor a known infeasibility marker."""
+
+
+class GroundTruthMarker(str):
+    """A ground-truth status read from a benchmark's marker, remembering what the file held.
+
+    It is its status string (INFEASIBLE, UNBOUNDED or NO_OPTIMUM): it compares and hashes
+    equal to it, so `problem.answer == NO_OPTIMUM` holds, and JSON or `str()` keep only the
+    status. `written` is the value the benchmark wrote ("No Best Solution", -99999, "-9999",
+    None for a declared null); the strict presets read it the way their source does (ORLM
+    compares -99999 as a number). `parse_ground_truth` returns a marker unchanged.
+    """
+
+    written: object
+
+    def __new__(cls, status: str, written: object) -> GroundTruthMarker:
+        if status not in (INFEASIBLE, UNBOUNDED, NO_OPTIMUM):
+            raise ValueError(f"{status!r} is not a ground-truth status")
+        marker = super().__new__(cls, status)
+        marker.written = written
+        return marker
+
+    def __reduce__(self) -> tuple[type[GroundTruthMarker], tuple[str, object]]:
+        return (GroundTruthMarker, (str(self), self.written))
 
 
 def parse_ground_truth(value: object) -> float | str:
@@ -138,7 +170,22 @@ def parse_ground_truth(value: object) -> float | str:
     "infeasible or unbounded", -99999 (-> NO_OPTIMUM). Raises GroundTruthError (a ValueError)
     for None, "null", "None" and other values that cannot be read (empty strings, prose, NaN,
     infinities, lists of several values).
+
+    A status comes back as a `GroundTruthMarker` (a str equal to the status) that keeps the
+    value as written, for the strict presets; a marker given back is returned as it is.
     """
+    if isinstance(value, GroundTruthMarker):
+        return value
+    reading = _read_ground_truth(value)
+    if isinstance(reading, str):
+        return GroundTruthMarker(reading, value)
+    if reading == INFEASIBLE_MARKER_VALUE:
+        return GroundTruthMarker(NO_OPTIMUM, value)
+    return reading
+
+
+def _read_ground_truth(value: object) -> float | str:
+    """`parse_ground_truth` without the numeric marker: -99999 stays a number."""
     if value is None:
         raise GroundTruthError(f"ground truth is None: {_MISSING_HINT}")
     if isinstance(value, bool):
@@ -170,7 +217,7 @@ def parse_ground_truth(value: object) -> float | str:
             ) from exc
     if not math.isfinite(number):
         raise GroundTruthError(f"ground truth {value!r} is not a finite number")
-    return NO_OPTIMUM if number == INFEASIBLE_MARKER_VALUE else number + 0.0
+    return number + 0.0
 
 
 @dataclass(frozen=True)
@@ -207,16 +254,17 @@ class Grade:
 
 
 def _verdict(
-    parsed: ParsedAnswer, truth: float | str, tolerance: Tolerance, raw: str | None
+    parsed: ParsedAnswer | None, truth: float | str, tolerance: Tolerance, raw: str | None
 ) -> Grade:
+    """The verdict on a reading (None: no answer) under a principled or a strict tolerance."""
+    if tolerance.strict:
+        return _source_verdict(parsed, truth, tolerance, raw)
+    if parsed is None:
+        return Grade(False, None, truth, None, None, "no_answer", None, tolerance.name)
     value = parsed.value
 
     def make(correct: bool, reason: str, predicted: float | str | None = value) -> Grade:
-        rel = abs_ = None
-        if isinstance(predicted, float) and isinstance(truth, float):
-            abs_ = abs(predicted - truth)
-            rel = abs_ / abs(truth) if truth != 0 else None
-        return Grade(correct, predicted, truth, rel, abs_, reason, raw, tolerance.name)
+        return _make_grade(correct, reason, predicted, truth, tolerance, raw)
 
     if value is None:
         reason = "ambiguous" if parsed.reason == "ambiguous" else "unparsable"
@@ -234,6 +282,131 @@ def _verdict(
     return make(False, "wrong_value")
 
 
+def _make_grade(
+    correct: bool,
+    reason: str,
+    predicted: float | str | None,
+    truth: float | str,
+    tolerance: Tolerance,
+    raw: str | None,
+) -> Grade:
+    rel = abs_ = None
+    if isinstance(predicted, float) and isinstance(truth, float):
+        abs_ = abs(predicted - truth)
+        rel = abs_ / abs(truth) if truth != 0 else None
+    return Grade(correct, predicted, truth, rel, abs_, reason, raw, tolerance.name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Strict presets: the source's own verdict (or_env.tolerance.SOURCES says where each rule is).
+#
+# Each source's decision code sees a ground truth that is a number or its one "no solution"
+# value, and a prediction that is a number, that value (its pipeline prints one marker for every
+# non-optimal status), or nothing. The readings below are that model; the tables in
+# tests/test_grading_presets.py check it pair by pair against the sources' published rules.
+
+#: The source's single "no optimal solution" value.
+_NO_SOLUTION = "no solution"
+#: A ground truth that no prediction can match under the source's code.
+_UNMATCHABLE = "unmatchable"
+#: No value at all (None given to grade_value: the run printed no objective), which the sources
+#: with a None objective equate with their "no solution". A response without a box is not this:
+#: there the source would have had no program to run, and `grade` calls it "no_answer".
+_MISSING = "missing"
+#: Sources whose "no solution" is a None objective, so a run without any value matches it.
+_NONE_IS_NO_SOLUTION = ("sirl", "sirl-reward", "optimind")
+
+
+def _written_number(written: object) -> float | None:
+    """A marker's written value as a number (-99999, "-9999"), or None for a status word."""
+    if written is None or isinstance(written, bool):
+        return None
+    try:
+        reading = _read_ground_truth(written)
+    except GroundTruthError:
+        return None
+    return reading if isinstance(reading, float) else None
+
+
+def _source_truth(source: str, truth: float | str) -> float | str:
+    """The ground truth as the source's decision code reads it.
+
+    orlm, sirl-reward, optimind: a marker written as a number (-99999, the sirl-fixed "-9999")
+    is that number; any other marker is the source's "no solution" (ORLM's "No Best Solution",
+    a None objective; where the source would raise on a status word, its "no solution" too).
+    sirl: also any value whose text contains "-9999" is "no solution" (check_result).
+    optmath: only "No Best Solution" is "no solution"; "No Best Solution." and anything float()
+    cannot read match nothing (evaluate_result compares the marker string exactly and returns
+    False on a ValueError).
+    """
+    written = truth.written if isinstance(truth, GroundTruthMarker) else truth
+    if source == "optmath":
+        text = str(written)
+        if text == "No Best Solution":
+            return _NO_SOLUTION
+        try:
+            return float(text.strip()) + 0.0
+        except ValueError:
+            return _UNMATCHABLE
+    if source == "sirl" and (written == "No Best Solution" or "-9999" in str(written)):
+        return _NO_SOLUTION
+    if isinstance(truth, float):
+        return truth
+    number = _written_number(written)
+    return _NO_SOLUTION if number is None else number
+
+
+def _source_verdict(
+    parsed: ParsedAnswer | None, truth: float | str, tolerance: Tolerance, raw: str | None
+) -> Grade:
+    source = str(tolerance.source)
+    want = _source_truth(source, truth)
+    shown_truth: float | str = NO_OPTIMUM if want == _NO_SOLUTION else truth
+    if isinstance(want, float):
+        shown_truth = want
+    value = None if parsed is None else parsed.value
+
+    def make(correct: bool, reason: str) -> Grade:
+        return _make_grade(correct, reason, value, shown_truth, tolerance, raw)
+
+    got: float | str | None
+    if parsed is None:
+        got = _MISSING
+    elif value is None:
+        return make(False, "ambiguous" if parsed.reason == "ambiguous" else "unparsable")
+    else:
+        got = _NO_SOLUTION if isinstance(value, str) else value
+    miss = "no_answer" if got == _MISSING else "status_mismatch"
+    if want == _UNMATCHABLE:
+        return make(False, miss)
+    if want == _NO_SOLUTION:
+        if got == _NO_SOLUTION or (got == _MISSING and source in _NONE_IS_NO_SOLUTION):
+            return make(True, "correct")
+        return make(False, miss)
+    assert isinstance(want, float)
+    if source == "sirl-reward":
+        # answer_reward: a zero truth is falsy and never matched; a zero or missing objective is
+        # falsy too, and then the error is |g| alone.
+        if want == 0:
+            return make(False, "wrong_value" if isinstance(got, float) else miss)
+        if isinstance(got, float) and got != 0:
+            close = tolerance.matches(got, want)
+            return make(close, _reason(close))
+        close = abs(want) < tolerance.rel_tol
+        return make(close, "correct" if close else ("wrong_value" if got == 0 else miss))
+    if not isinstance(got, float):
+        return make(False, miss)
+    if source == "optimind" and tolerance.rel_tol > 1e-3:
+        close = abs(got - want) < tolerance.rel_tol  # compute_acc's absolute branch
+    else:
+        close = tolerance.matches(got, want)
+    return make(close, _reason(close))
+
+
+def _reason(correct: bool) -> str:
+    return "correct" if correct else "wrong_value"
+
+
 def grade_value(
     predicted: float | str | None,
     ground_truth: object,
@@ -248,11 +421,15 @@ def grade_value(
     (so "No Best Solution" and "1,234" work; the status constants are taken as they are); None
     grades as "no_answer"; NaN and infinities as "unparsable". Anything else (a bool, bytes, a
     list) raises TypeError saying what is expected.
+
+    Under "sirl-strict", "sirl-reward-strict" and "optimind-strict", None stands for a run that
+    printed no objective, which those sources count as right for a "no optimal solution"
+    ground truth (their None equals the truth's None).
     """
     truth = parse_ground_truth(ground_truth)
     tolerance = get_tolerance(preset, rel_tol=rel_tol, abs_tol=abs_tol)
     if predicted is None:
-        return Grade(False, None, truth, None, None, "no_answer", None, tolerance.name)
+        return _verdict(None, truth, tolerance, None)
     return _verdict(_parsed_value(predicted, "predicted"), truth, tolerance, None)
 
 

@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from or_env.answer_parsing import NO_OPTIMUM
+from or_env.errors import DataError
+from or_env.grading import GroundTruthMarker
 
 Row = dict[str, Any]
 Adapter = Callable[[Row, Path | None], Row]
 
 
-class RowError(ValueError):
+class RowError(DataError):
     """A row that an adapter cannot turn into a question and an answer."""
 
 
@@ -150,8 +152,10 @@ SIRL_FIXED_NO_OPTIMUM_VALUES = (-9999.0, -99999.0)
 def sirl_fixed(row: Row, folder: Path | None = None) -> Row:
     """SIRL's corrected MAMO copies: their -9999 marker, and one misspelt key.
 
-    `_answer` is `en_answer`, or the NO_OPTIMUM marker where en_answer is -9999 or -99999. The
-    ComplexLP file spells `orginal_answer` on one record; it is folded into `original_answer`.
+    `_answer` is `en_answer`, or the NO_OPTIMUM marker where en_answer is -9999 or -99999 (a
+    `GroundTruthMarker` that keeps the value written, so a strict preset whose source compares
+    -9999 as a number still can). The ComplexLP file spells `orginal_answer` on one record; it
+    is folded into `original_answer`.
     """
     if "orginal_answer" in row and "original_answer" not in row:
         row = {**row, "original_answer": row["orginal_answer"]}
@@ -160,7 +164,7 @@ def sirl_fixed(row: Row, folder: Path | None = None) -> Row:
         marker = float(str(answer).strip()) in SIRL_FIXED_NO_OPTIMUM_VALUES
     except ValueError:
         marker = False
-    return {**row, "_answer": NO_OPTIMUM if marker else answer}
+    return {**row, "_answer": GroundTruthMarker(NO_OPTIMUM, answer) if marker else answer}
 
 
 def bundled_reference_program(row: Row, folder: Path | None = None) -> Row:
