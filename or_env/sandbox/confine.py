@@ -45,7 +45,7 @@ _PR_SET_SECUREBITS = 28
 # SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP(_LOCKED) | KEEP_CAPS_LOCKED
 _SECUREBITS_LOCKED_DOWN = 0x1 | 0x2 | 0x4 | 0x8 | 0x20
 _KEYCTL_JOIN_SESSION_KEYRING, _KEYCTL_CLEAR = 1, 7
-_KEY_SPEC_USER_KEYRING, _KEY_SPEC_USER_SESSION_KEYRING = -4, -5
+_KEY_SPEC_SESSION_KEYRING, _KEY_SPEC_USER_KEYRING, _KEY_SPEC_USER_SESSION_KEYRING = -3, -4, -5
 _SYS_KEYCTL = {"x86_64": 250, "aarch64": 219}
 _IPC_RMID = 0
 # Writable places every Linux program expects; each gets its own tmpfs per execution.
@@ -174,13 +174,20 @@ def drop_capabilities(lib: ctypes.CDLL) -> None:
     _check(lib.capset(ctypes.byref(header), data), "capset")
 
 
-def clear_keyrings(lib: ctypes.CDLL) -> None:
-    """Start from an empty session and user keyring (keys outlive processes otherwise)."""
+def join_new_session_keyring(lib: ctypes.CDLL) -> None:
+    """Leave the inherited session keyring (the host's keys) for a new, empty one."""
+    nr = _SYS_KEYCTL.get(os.uname().machine)
+    if nr is not None:  # refused inside containers (seccomp), where there is none to leave
+        lib.syscall(nr, _KEYCTL_JOIN_SESSION_KEYRING, None)
+
+
+def clear_keyrings(lib: ctypes.CDLL, session: bool = False) -> None:
+    """Empty this uid's user keyrings (and the session keyring): keys outlive processes."""
     nr = _SYS_KEYCTL.get(os.uname().machine)
     if nr is None:
         return
-    lib.syscall(nr, _KEYCTL_JOIN_SESSION_KEYRING, None)
-    for ring in (_KEY_SPEC_USER_KEYRING, _KEY_SPEC_USER_SESSION_KEYRING):
+    rings = [_KEY_SPEC_USER_KEYRING, _KEY_SPEC_USER_SESSION_KEYRING]
+    for ring in rings + ([_KEY_SPEC_SESSION_KEYRING] if session else []):
         lib.syscall(nr, _KEYCTL_CLEAR, ctypes.c_long(ring))
 
 

@@ -577,7 +577,9 @@ class Server:
 
         gc.freeze()  # keep the preloaded objects out of the children's collections (less COW)
         self.baseline = {p: confine.free_space(p) or 0 for p in self.args.wipe}
-        self.keys_baseline = confine.key_count(0) if self.namespaces == "user" else None
+        if self.namespaces == "user":
+            confine.join_new_session_keyring(self.libc)  # not the host session's keys
+            self.keys_baseline = confine.key_count(0)
         self.baseline_memory = confine.resident_memory()
         write_frame(
             self.proto_out,
@@ -740,7 +742,7 @@ class Server:
         if self.uid is not None:
             _run_as(uid, lambda: confine.clear_keyrings(confine.libc()))
         else:
-            confine.clear_keyrings(self.libc)
+            confine.clear_keyrings(self.libc, session=True)
         limit = time.monotonic() + 1.0
         while time.monotonic() < limit:
             count = confine.key_count(uid)
@@ -974,16 +976,22 @@ class Server:
             if self.uid is not None:
                 os.chown(scratch, self.uid, self.uid)
         if self.uid is not None:
+            # Joined as root, the new session keyring belongs to root: it is not counted
+            # among the uid's keys, so only keys the program itself adds need settling.
+            confine.join_new_session_keyring(self.libc)
             resource.setrlimit(resource.RLIMIT_NPROC, (self.args.nproc, self.args.nproc))
             os.setgroups([])
             os.setresgid(self.uid, self.uid, self.uid)
             os.setresuid(self.uid, self.uid, self.uid)
+            confine.clear_keyrings(self.libc)
         elif self.namespaces == "user":
             if confine.userns_rlimits_are_per_namespace():
                 resource.setrlimit(resource.RLIMIT_NPROC, (self.args.nproc, self.args.nproc))
             confine.drop_capabilities(self.libc)
-        if self.uid is not None or (self.namespaces == "user" and _KEYRINGS_PER_USERNS):
-            confine.clear_keyrings(self.libc)
+            # The server's own (fresh) session keyring; user keyrings only where they
+            # belong to the namespace, never the real user's.
+            if _KEYRINGS_PER_USERNS:
+                confine.clear_keyrings(self.libc, session=True)
         prctl(self.libc, _PR_SET_NO_NEW_PRIVS, 1)  # no setuid binaries back to root
         prctl(self.libc, _PR_SET_PDEATHSIG, signal.SIGKILL)  # after setuid, which clears it
         if os.getppid() != self.pid:
