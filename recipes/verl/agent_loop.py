@@ -20,6 +20,13 @@ verl's `AgentLoopWorker` builds one instance per trajectory (selected by the dat
 Only the env's inline rendering is played: the output block continues the assistant turn,
 as reasoning models with a code interpreter do, so no chat-template tokens are inserted.
 
+Rewinds: the loop steps whatever `wrap_env` returns (the env itself here; the CALM
+intervener's `CALMWrapper` in `calm_agent_loop.py`). A step whose info has `rewound_to=r`
+dropped turns r+1.. from the env's transcript; `TokenBuffer.rewind` drops the same turns from
+the tokens (back to where turn r+1 began), and the step's observation (a hint) is appended
+with `response_mask` 0. The next request is then token for token the one the model would
+have got had the hint been there from the start.
+
 The sandbox comes from the loop's config (`agent_loop.yaml` keys become constructor kwargs):
 `sandbox` ("auto", "local", "docker") and `sandbox_options` (e.g. `workers`). Every
 trajectory of a worker process uses `or_env.sandbox.shared_sandbox`, one bounded pool per
@@ -32,6 +39,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from uuid import uuid4
 
@@ -49,6 +57,72 @@ from recipes.verl import AGENT_NAME
 from recipes.verl.data import ROW_ENV_KEYS
 
 logger = logging.getLogger(__name__)
+
+
+class TokenBuffer:
+    """The response side of a trajectory: token ids, loss mask, log-probs, and where each
+    policy turn began, so that a rewind can cut all of them at a turn boundary.
+
+    `turn_starts[k]` is the length of the buffer when turn k + 1 (env numbering, 1-based)
+    started generating; a rewind to turn r keeps exactly what was there when turn r + 1
+    started: the turns up to r, their observations and any hint given after turn r.
+    """
+
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+        self.mask: list[int] = []
+        self.logprobs: list[float] = []
+        self.turn_starts: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def begin_turn(self) -> None:
+        """Mark where the next policy turn starts."""
+        self.turn_starts.append(len(self.ids))
+
+    def add_generated(self, ids: list[int], logprobs: list[float] | None) -> None:
+        """The model's tokens: trained on (mask 1), with the engine's log-probs."""
+        self.ids += ids
+        self.mask += [1] * len(ids)
+        self.logprobs += list(logprobs) if logprobs else [0.0] * len(ids)
+
+    def add_context(self, ids: list[int]) -> None:
+        """Tokens the model did not write (outputs, feedback, hints): mask 0, log-prob 0."""
+        self.ids += ids
+        self.mask += [0] * len(ids)
+        self.logprobs += [0.0] * len(ids)
+
+    def rewind(self, turn: int) -> None:
+        """Drop turn `turn` + 1 and everything after it (ids, mask and log-probs alike)."""
+        if not 0 <= turn < len(self.turn_starts):
+            raise ValueError(
+                f"cannot rewind to turn {turn}: the buffer holds turns 1 to {len(self.turn_starts)}"
+            )
+        cut = self.turn_starts[turn]
+        del self.ids[cut:], self.mask[cut:], self.logprobs[cut:]
+        del self.turn_starts[turn:]
+
+
+@dataclass
+class Episode:
+    """One played trajectory, as `run` hands it to `episode_fields`.
+
+    played: what the loop stepped (`wrap_env`'s result); info: the last step's info;
+    reward: the env's reward (0.0 unless the episode ended); generated_turns: requests made
+    (more than `env.turn` after a rewind).
+    """
+
+    env: ORModelingEnv
+    played: Any
+    prompt_ids: list[int]
+    buffer: TokenBuffer
+    request_id: str
+    done: bool
+    reward: float
+    info: dict[str, Any]
+    termination_reason: str | None
+    generated_turns: int
 
 
 class _TimedSandbox:
@@ -129,47 +203,60 @@ class ORModelingAgentLoop(AgentLoopBase):
         require_isolation(pool, allow_unisolated=self.allow_unisolated)
         return ORModelingEnv(problems=[problem], sandbox=_TimedSandbox(pool), **settings)
 
+    def wrap_env(self, env: ORModelingEnv) -> Any:
+        """The env the loop steps (`areset`/`astep`); subclasses wrap it (e.g. CALM)."""
+        return env
+
+    def episode_fields(self, episode: Episode) -> dict[str, Any]:
+        """More `extra_fields` for a finished trajectory (subclasses add theirs); a
+        "reward_extra_info" dict in it is merged into the loop's own."""
+        return {}
+
     async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> AgentLoopOutput:
         extra_info = kwargs.get("extra_info") or {}
         ground_truth = (kwargs.get("reward_model") or {}).get("ground_truth")
         env = self.make_env(extra_info, ground_truth)
         sandbox = env.sandbox
         assert isinstance(sandbox, _TimedSandbox)
-        await env.areset(options={"index": 0})
+        played = self.wrap_env(env)
+        await played.areset(options={"index": 0})
         prompt_ids = await self.ct_build_initial_tokens(env.transcript.as_chat())
 
         request_id = uuid4().hex
-        response_ids: list[int] = []
-        response_mask: list[int] = []
-        logprobs: list[float] = []
-        reward, done, info, generate_s = 0.0, False, {}, 0.0
+        buffer = TokenBuffer()
+        reward, done, info, generate_s, generated_turns = 0.0, False, {}, 0.0, 0
         try:
-            while not done and len(response_ids) < self.response_length:
+            while not done and len(buffer) < self.response_length:
                 params = {
                     **sampling_params,
                     "stop": env.stop_sequences,
                     "include_stop_str_in_output": True,
-                    "max_tokens": self.response_length - len(response_ids),
+                    "max_tokens": self.response_length - len(buffer),
                 }
+                buffer.begin_turn()
                 start = time.perf_counter()
                 output = await self.server_manager.generate(
                     request_id=request_id,
-                    prompt_ids=prompt_ids + response_ids,
+                    prompt_ids=prompt_ids + buffer.ids,
                     sampling_params=params,
                 )
                 generate_s += time.perf_counter() - start
+                generated_turns += 1
                 ids = list(output.token_ids)
-                response_ids += ids
-                response_mask += [1] * len(ids)
-                logprobs += list(output.log_probs) if output.log_probs else [0.0] * len(ids)
+                buffer.add_generated(ids, output.log_probs)
                 text = self.tokenizer.decode(ids, skip_special_tokens=True)
-                observation, reward, terminated, truncated, info = await env.astep(text)
+                observation, reward, terminated, truncated, info = await played.astep(text)
                 done = terminated or truncated
+                if info.get("rewound_to") is not None:
+                    # The env dropped turns rewound_to+1..; drop their tokens too.
+                    buffer.rewind(int(info["rewound_to"]))
+                if len(buffer.turn_starts) != env.turn:
+                    raise RuntimeError(
+                        f"token buffer and env disagree: {len(buffer.turn_starts)} turns in the "
+                        f"buffer, {env.turn} in the env"
+                    )
                 if observation and not done:
-                    obs_ids = self.tokenizer.encode(observation, add_special_tokens=False)
-                    response_ids += obs_ids
-                    response_mask += [0] * len(obs_ids)
-                    logprobs += [0.0] * len(obs_ids)
+                    buffer.add_context(self.tokenizer.encode(observation, add_special_tokens=False))
         finally:
             env.close()
 
@@ -180,20 +267,35 @@ class ORModelingAgentLoop(AgentLoopBase):
             "executions": env.executions,
             "sandbox_s": round(sandbox.seconds, 6),
         }
+        extra = self.episode_fields(
+            Episode(
+                env=env,
+                played=played,
+                prompt_ids=prompt_ids,
+                buffer=buffer,
+                request_id=request_id,
+                done=done,
+                reward=float(reward) if done else 0.0,
+                info=info,
+                termination_reason=reason,
+                generated_turns=generated_turns,
+            )
+        )
         n = self.response_length
         return AgentLoopOutput(
             prompt_ids=prompt_ids,
-            response_ids=response_ids[:n],
-            response_mask=response_mask[:n],
-            response_logprobs=logprobs[:n] if sampling_params.get("logprobs") else None,
+            response_ids=buffer.ids[:n],
+            response_mask=buffer.mask[:n],
+            response_logprobs=buffer.logprobs[:n] if sampling_params.get("logprobs") else None,
             reward_score=float(reward) if done else 0.0,
-            num_turns=2 * env.turn
-            + 1,  # system/user prompt, then a policy and an env message a turn
+            # system/user prompt, then a policy and an env message a turn
+            num_turns=2 * env.turn + 1,
             metrics=AgentLoopMetrics(generate_sequences=generate_s, tool_calls=sandbox.seconds),
             extra_fields={
                 "env_reward": float(reward) if done else 0.0,
                 "termination_reason": reason,
                 **stats,
-                "reward_extra_info": dict(stats),
+                **{k: v for k, v in extra.items() if k != "reward_extra_info"},
+                "reward_extra_info": {**stats, **extra.get("reward_extra_info", {})},
             },
         )
