@@ -256,7 +256,12 @@ class ORModelingAgentLoop(AgentLoopBase):
                         f"buffer, {env.turn} in the env"
                     )
                 if observation and not done:
-                    buffer.add_context(self.tokenizer.encode(observation, add_special_tokens=False))
+                    # Program output is the policy's own text: a printed "<|im_end|>" must
+                    # stay characters, never become the chat template's control token.
+                    ids = self.tokenizer.encode(
+                        observation, add_special_tokens=False, split_special_tokens=True
+                    )
+                    buffer.add_context(ids)
         finally:
             env.close()
 
