@@ -82,6 +82,7 @@ class BenchmarkScore:
     completion_tokens: int = 0
     timeouts: int = 0
     timed_out_executions: int = 0
+    guessed: int = 0
 
     @property
     def pass1(self) -> float:
@@ -143,7 +144,13 @@ def _score(label: str, records: list[Mapping[str, Any]]) -> BenchmarkScore:
         completion_tokens=sum(t.get("completion") or 0 for t in tokens),
         timeouts=sum(1 for n in timed_out if n),
         timed_out_executions=sum(timed_out),
+        guessed=sum(1 for r in records if guessed(r)),
     )
+
+
+def guessed(record: Mapping[str, Any]) -> bool:
+    """A correct episode whose answer no execution printed (the env's `answer_printed`)."""
+    return bool(record.get("correct")) and record.get("answer_printed") is False
 
 
 def macro_average(scores: Iterable[BenchmarkScore], k: int = 1) -> float | None:

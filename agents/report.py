@@ -54,16 +54,16 @@ def details_table(scores: Sequence[BenchmarkScore]) -> str:
     reasons."""
     header = (
         "| benchmark | version | problems | samples | pass@1 | pass@k | mean turns "
-        "| mean executions | errors | timeouts | failure reasons |"
+        "| mean executions | errors | timeouts | guessed | failure reasons |"
     )
-    lines = [header, "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [header, "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in scores:
         ks = ", ".join(f"@{k} {_pct(v)}" for k, v in s.pass_at.items() if k > 1) or "-"
         reasons = ", ".join(f"{name} {count}" for name, count in s.failure_reasons.items())
         lines.append(
             f"| {display_name(s.benchmark)} | {s.version or '-'} | {s.problems} | {s.samples} "
             f"| {_pct(s.pass1)} | {ks} | {s.mean_turns:.2f} | {s.mean_executions:.2f} "
-            f"| {s.errors} | {_timeouts(s)} | {reasons or '-'} |"
+            f"| {s.errors} | {_timeouts(s)} | {s.guessed} | {reasons or '-'} |"
         )
     return "\n".join(lines)
 
@@ -87,7 +87,7 @@ def markdown_report(
         "as incorrect (column `errors`); `timeouts`: episodes in which a code execution hit "
         "the time limit"
         + (f" ({settings['timeout_s']:g} s)" if settings.get("timeout_s") else "")
-        + ".",
+        + "; `guessed`: correct episodes whose answer no execution printed.",
     ]
     return (
         "\n\n".join(
@@ -113,6 +113,7 @@ def results_json(
         "settings": dict(settings),
         "episodes": sum(s.episodes for s in scores),
         "timeouts": sum(s.timeouts for s in scores),
+        "guessed": sum(s.guessed for s in scores),
         "benchmarks": [s.to_dict() for s in scores],
         "macro": {f"pass@{k}": macro_average(scores, k) for k in sorted({1, samples})},
     }

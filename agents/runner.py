@@ -271,6 +271,8 @@ class RolloutRunner:
             "answer": info.get("answer"),
             "ground_truth": spec.problem.answer,
             "grade": info.get("grade"),
+            # Did some execution print the answer? False on a correct episode: a guess.
+            "answer_printed": info.get("answer_printed") if status == "ok" else None,
             "termination_reason": reason,
             # After a wrapper's rewind (CALM) the transcript holds fewer turns than were
             # generated: `turns` counts the transcript's, `generated_turns` every request.

@@ -340,3 +340,18 @@ def test_only_consecutive_unreachable_episodes_stop_a_run(
     else:
         records = run.run(plan_episodes(problems))
         assert sum(r["status"] == "error" for r in records) == len(down)
+
+
+def test_guessed_answers_are_recorded_and_counted(sandbox) -> None:
+    from agents.metrics import score_benchmarks
+
+    problem = SAMPLE[0]
+    computed = ReplayPolicy({(problem.id, 0): reference_turns(problem)})
+    guessed = ReplayPolicy({(problem.id, 0): [f"It must be \\boxed{{{problem.answer}}}."]})
+    specs = plan_episodes([problem], samples=1)
+    (worked,) = runner(computed, sandbox).run(specs)
+    (guess,) = runner(guessed, sandbox).run(specs)
+    assert worked["correct"] and worked["answer_printed"] is True
+    assert guess["correct"] and guess["answer_printed"] is False
+    (score,) = score_benchmarks([worked, guess])
+    assert score.guessed == 1
