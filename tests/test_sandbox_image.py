@@ -171,9 +171,13 @@ def _inspect(tag: str) -> dict:
 @pytest.mark.docker
 def test_image_config(sandbox_image: str) -> None:
     config = _inspect(sandbox_image)
-    assert config["User"] == "1000:1000"
+    # The worker starts as root (the runner keeps only SETUID, SETGID, CHOWN and KILL) and
+    # hands programs to uid 1000.
+    assert config["User"] == "0:0"
     assert config["Entrypoint"][:2] == ["/opt/venv/bin/python", "/opt/or_env/worker.py"]
     assert "--reap-all" in config["Entrypoint"]
+    uid_flag = config["Entrypoint"].index("--uid")
+    assert config["Entrypoint"][uid_flag + 1] == "1000"
     env = dict(item.split("=", 1) for item in config["Env"])
     assert env["OPENBLAS_NUM_THREADS"] == "1"
     assert env["OMP_NUM_THREADS"] == "1"

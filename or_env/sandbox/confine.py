@@ -287,18 +287,51 @@ def make_mounts_readonly(lib: ctypes.CDLL) -> list[str]:
     return refused
 
 
-def private_tmp(lib: ctypes.CDLL, size_mb: int, inodes: int) -> None:
+def kept_inside_private_dirs(keep: list[str]) -> list[str]:
+    """The paths of `keep` (a Python installation) that a private tmpfs would cover."""
+    found = {
+        os.path.realpath(k)
+        for k in keep
+        if os.path.exists(k) and any(_inside(os.path.realpath(k), d) for d in PRIVATE_DIRS)
+    }
+    return sorted(k for k in found if not any(_inside(k, other) for other in found))
+
+
+def private_tmp(lib: ctypes.CDLL, size_mb: int, inodes: int, keep: list[str] = ()) -> None:
     """New mount and IPC namespaces with an empty tmpfs on each writable place.
 
     Called in the execution's own process before it drops privileges: everything the
     program writes (files, SysV IPC, POSIX message queues) lives in namespaces that die
-    with its last process, so the next execution cannot see any of it.
+    with its last process, so the next execution cannot see any of it. `keep` (from
+    `kept_inside_private_dirs`) is bind-mounted back, read-only: a virtualenv under /tmp
+    must stay importable.
     """
     unshare(lib, CLONE_NEWNS | CLONE_NEWIPC)
+    fds = {k: os.open(k, os.O_PATH | os.O_CLOEXEC) for k in keep}
     opts = f"mode=1777,size={size_mb}m,nr_inodes={inodes}"
-    for path in PRIVATE_DIRS:
-        if os.path.isdir(path):
-            mount(lib, "tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, opts)
+    ro = MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV
+    try:
+        for path in PRIVATE_DIRS:
+            if os.path.isdir(path):
+                mount(lib, "tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, opts)
+        # The way to each kept path is a small read-only tmpfs of its own, so that the
+        # program cannot write there either (in a user namespace it owns what it finds).
+        tops = {}
+        for k in fds:
+            parent = next(d for d in PRIVATE_DIRS if _inside(k, d))
+            top = os.path.join(parent, os.path.relpath(k, parent).split("/")[0])
+            tops.setdefault(top, []).append(k)
+        for top, kept in tops.items():
+            os.makedirs(top, 0o755, exist_ok=True)
+            mount(lib, "tmpfs", top, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=64k")
+            for k in kept:
+                os.makedirs(k, 0o755, exist_ok=True)
+                mount(lib, f"/proc/self/fd/{fds[k]}", k, None, MS_BIND | MS_REC)
+                mount(lib, None, k, None, MS_BIND | ro)
+            mount(lib, None, top, None, ro)
+    finally:
+        for fd in fds.values():
+            os.close(fd)
     if os.path.isdir("/dev/mqueue"):
         with contextlib.suppress(OSError):  # a fresh view of the new IPC namespace's queues
             mount(lib, "mqueue", "/dev/mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC)

@@ -446,6 +446,7 @@ class Server:
         self.baseline: dict[str, int] = {}
         self.baseline_memory: int | None = None
         self.keys_baseline: int | None = None
+        self.tmp_keep: list[str] = []  # parts of the Python installation under /tmp
         self.env_extra = dict(kv.split("=", 1) for kv in args.env)
         # Take the protocol streams private, so that stray prints (from preloaded modules
         # or from a child before it redirects) can never corrupt the frames.
@@ -516,6 +517,7 @@ class Server:
         keep = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
         keep += [os.path.dirname(os.path.realpath(sys.executable))]
         keep += [p for p in sys.path[1:] if p]
+        self.tmp_keep = confine.kept_inside_private_dirs(keep)
         try:
             self.hidden = confine.hide_paths(lib, list(self.args.hide), keep)
         except OSError as exc:
@@ -970,7 +972,9 @@ class Server:
         resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         if self.namespaces:
-            confine.private_tmp(self.libc, self.args.tmpfs_mb, self.args.tmpfs_inodes)
+            confine.private_tmp(
+                self.libc, self.args.tmpfs_mb, self.args.tmpfs_inodes, self.tmp_keep
+            )
             os.mkdir(scratch, 0o700)
             _write_main(scratch, code, self.uid)
             if self.uid is not None:
