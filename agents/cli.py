@@ -268,7 +268,171 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="merge",
         help="a server's reasoning_content: merged into the action as <think>, or kept apart",
     )
-    p.set_defaults(func=cmd_eval)
+    p.set_defaults(func=cmd_eval, eval_parser=p)
+    # `or-env eval compare|tolerance|honesty RUN_DIR...` read finished run folders; with one
+    # of them, the options of a new run (--benchmarks, --out) are not needed.
+    for action in p._actions:
+        if action.dest in ("benchmarks", "out"):
+            action.required = False
+    register_analysis(p)
+
+
+ANALYSIS_EPILOG = """Every command reads the run folders only (episodes.jsonl): nothing runs
+again. It prints markdown tables and writes them (.md), their data (.json) and a plot (.png)
+to --out
+(default: the first run folder). From Python: agents.compare, agents.tolerance_curves,
+agents.honesty (load a folder with agents.run_analysis.load_run)."""
+
+
+def register_analysis(eval_parser: argparse.ArgumentParser) -> None:
+    """The analysis sub-commands of `or-env eval`: compare, tolerance, honesty."""
+    sub = eval_parser.add_subparsers(dest="eval_command", required=False, metavar="ANALYSIS")
+
+    def add(name: str, help_: str, many: bool) -> argparse.ArgumentParser:
+        parser = sub.add_parser(
+            name,
+            help=help_,
+            description=help_,
+            epilog=ANALYSIS_EPILOG,
+            formatter_class=HelpFormatter,
+        )
+        parser.add_argument(
+            "runs",
+            nargs="+" if many else None,
+            type=Path,
+            metavar="RUN_DIR",
+            help="`or-env eval --out` folder" + ("s" if many else ""),
+        )
+        parser.add_argument(
+            "--out", type=Path, help="where the reports go (default: the first run folder)"
+        )
+        return parser
+
+    c = add(
+        "compare",
+        "one table across runs: pass@1 with bootstrap intervals, pass@k, paired tests",
+        True,
+    )
+    c.add_argument(
+        "--allow-mismatch",
+        action="store_true",
+        help="compare runs graded at different tolerances or on different benchmark versions",
+    )
+    c.add_argument(
+        "--versions",
+        action="store_true",
+        help="also grade each run's episodes against every version's labels (needs the data)",
+    )
+    c.add_argument("--data-dir", help="benchmark data for --versions (default: $OR_ENV_DATA_DIR)")
+    c.add_argument("--n-boot", type=positive_int, default=2000, help="bootstrap resamples")
+    c.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    c.set_defaults(func=cmd_compare)
+    t = add(
+        "tolerance",
+        "accuracy against tolerance: re-grade the recorded answers at 1e-9 ... 1e-1 and presets",
+        False,
+    )
+    t.add_argument(
+        "--data-dir",
+        help="benchmark data, for the files' own labels (the strict presets compare markers "
+        "such as -99999 as numbers); default: $OR_ENV_DATA_DIR, else the recorded labels",
+    )
+    t.set_defaults(func=cmd_tolerance)
+    h = add(
+        "honesty",
+        "correct answers printed by an execution vs never computed; execution failure classes",
+        False,
+    )
+    h.set_defaults(func=cmd_honesty)
+
+
+def _write(out_dir: Path, stem: str, markdown: str, data: Any) -> list[Path]:
+    import json
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    md, js = out_dir / f"{stem}.md", out_dir / f"{stem}.json"
+    md.write_text(markdown + "\n")
+    js.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    return [md, js]
+
+
+def _print_written(paths: list[Path | None]) -> None:
+    sys.stdout.write("\n" + "\n".join(str(p) for p in paths if p is not None) + "\n")
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """`or-env eval compare`: the comparison table, paired tests, optionally version regrades."""
+    from agents.compare import (
+        compare_runs,
+        comparison_markdown,
+        comparison_plot,
+        version_markdown,
+        version_regrades,
+    )
+    from agents.run_analysis import load_runs
+
+    runs = load_runs(args.runs)
+    comparison = compare_runs(
+        runs, allow_mismatch=args.allow_mismatch, n_boot=args.n_boot, seed=args.seed
+    )
+    text = comparison_markdown(comparison)
+    data: dict[str, Any] = comparison.to_dict()
+    if args.versions:
+        regrades = {run.label: version_regrades(run, args.data_dir) for run in runs}
+        text += "\n\n" + "\n\n".join(version_markdown(run, regrades[run.label]) for run in runs)
+        data["versions"] = {k: [g.to_dict() for g in v] for k, v in regrades.items()}
+    sys.stdout.write(text + "\n")
+    out_dir = args.out or runs[0].path
+    paths: list[Path | None] = [*_write(out_dir, "compare", text, data)]
+    paths.append(comparison_plot(comparison, out_dir / "compare.png"))
+    _print_written(paths)
+    return 0
+
+
+def cmd_tolerance(args: argparse.Namespace) -> int:
+    """`or-env eval tolerance`: accuracy at each tolerance of the sweep and each preset."""
+    from agents.run_analysis import load_run, problem_truths
+    from agents.tolerance_curves import curves_markdown, tolerance_curves, tolerance_plot
+
+    run = load_run(args.runs)
+    truths = problem_truths(run, args.data_dir)
+    if len(truths) < len({str(r["problem_id"]) for r in run.records}):
+        sys.stderr.write(
+            "note: benchmark data not found for every problem; the recorded labels are used "
+            "there (the strict presets then read markers such as -99999 as statuses)\n"
+        )
+    curves = tolerance_curves(run, truths=truths)
+    text = curves_markdown(run, curves)
+    sys.stdout.write(text + "\n")
+    out_dir = args.out or run.path
+    paths: list[Path | None] = [
+        *_write(
+            out_dir, "tolerance", text, {"run": run.label, "curves": [c.to_dict() for c in curves]}
+        )
+    ]
+    paths.append(tolerance_plot(run, curves, out_dir / "tolerance.png"))
+    _print_written(paths)
+    return 0
+
+
+def cmd_honesty(args: argparse.Namespace) -> int:
+    """`or-env eval honesty`: printed vs never-computed correct answers, failure classes."""
+    from agents.honesty import honesty, honesty_markdown, honesty_plot
+    from agents.run_analysis import load_run
+
+    run = load_run(args.runs)
+    rows = honesty(run)
+    text = honesty_markdown(run, rows)
+    sys.stdout.write(text + "\n")
+    out_dir = args.out or run.path
+    paths: list[Path | None] = [
+        *_write(
+            out_dir, "honesty", text, {"run": run.label, "benchmarks": [h.to_dict() for h in rows]}
+        )
+    ]
+    paths.append(honesty_plot(run, rows, out_dir / "honesty.png"))
+    _print_written(paths)
+    return 0
 
 
 def build_policy(args: argparse.Namespace, problems: list[Any]) -> Any:
@@ -328,6 +492,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from agents.templating import MissingPackageError
     from or_env.cli import error
 
+    missing = [o for o, v in (("--benchmarks", args.benchmarks), ("--out", args.out)) if not v]
+    if missing:
+        args.eval_parser.error(f"the following arguments are required: {', '.join(missing)}")
     config = EvalConfig(
         **run_config_kwargs(args),
         benchmarks=[b for b in args.benchmarks.split(",") if b.strip()],

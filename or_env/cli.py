@@ -122,6 +122,34 @@ def cmd_benchmarks(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_benchmarks_diff(args: argparse.Namespace) -> int:
+    """Align a benchmark's versions; list label changes and problems found in one only."""
+    from or_env.problems.diff import changes_table, diff_table, diff_versions
+
+    versions = [v.strip() for v in (args.versions or "").split(",") if v.strip()] or None
+    diffs, missing = diff_versions(
+        args.benchmark, reference=args.reference, versions=versions, data_dir=args.data_dir
+    )
+    if args.json:
+        _out(
+            json.dumps(
+                {"diffs": [d.to_dict() for d in diffs], "not_loaded": missing},
+                indent=2,
+                default=str,
+            )
+        )
+        return 0
+    _out(diff_table(diffs))
+    for diff in diffs:
+        if diff.changes:
+            _out("\n" + changes_table(diff, args.show))
+            if args.show and len(diff.changes) > args.show:
+                _out(f"({len(diff.changes) - args.show} more; --show 0 lists all)")
+    for version, why in missing.items():
+        _out(f"\n{version}: not compared ({why})")
+    return 0
+
+
 def cmd_problems(args: argparse.Namespace) -> int:
     """List the problems of one benchmark."""
     problems = _load(args)
@@ -424,6 +452,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(sub, "benchmarks", help="list benchmarks, versions and problem counts")
     data_args(p, benchmark=False)
     p.set_defaults(func=cmd_benchmarks)
+    bench_sub = p.add_subparsers(dest="benchmarks_command", required=False, metavar="ACTION")
+    d = add(
+        bench_sub,
+        "diff",
+        help="align the versions of a benchmark and list the problems whose ground truth "
+        "differs, or that exist in one version only",
+    )
+    d.add_argument("benchmark", help="a name from `or-env benchmarks`, e.g. nl4opt")
+    d.add_argument(
+        "--reference",
+        help="the version the others are compared with (default: the benchmark's default version)",
+    )
+    d.add_argument("--versions", help="comma-separated versions to compare (default: all)")
+    d.add_argument("--data-dir", help="the benchmark data folder (default: $OR_ENV_DATA_DIR)")
+    d.add_argument(
+        "--show", type=nonnegative_int, default=20, help="label changes listed per version; 0: all"
+    )
+    d.add_argument("--json", action="store_true", help="print the diffs as JSON")
+    d.set_defaults(func=cmd_benchmarks_diff)
 
     p = add(sub, "problems", help="list the problems of a benchmark")
     data_args(p)
