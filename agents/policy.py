@@ -7,10 +7,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from or_env.errors import OREnvError
 from or_env.transcript import Message, Transcript
 
 
-class PolicyError(RuntimeError):
+class PolicyError(OREnvError, RuntimeError):
     """A policy could not produce a turn (server unreachable after retries, bad request, ...).
 
     The rollout runner records the episode as failed with this message and goes on.

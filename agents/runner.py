@@ -57,12 +57,13 @@ from agents.policy import (
 )
 from agents.records import SCHEMA_VERSION, RecordWriter, is_complete, read_records
 from or_env.env import ORModelingEnv
+from or_env.errors import OREnvError
 from or_env.problems import Problem
 
 logger = logging.getLogger(__name__)
 
 
-class RunAborted(RuntimeError):
+class RunAborted(OREnvError, RuntimeError):
     """The run stopped early because the model server could not be reached (see the module
     doc); `finished` episodes of this run were recorded before it stopped."""
 

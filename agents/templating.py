@@ -15,9 +15,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agents.policy import continues_assistant
+from or_env.errors import MissingExtraError
 
 
-class MissingPackageError(ImportError):
+class MissingPackageError(MissingExtraError):
     """An optional package a backend needs is not installed; the message says what to install."""
 
 

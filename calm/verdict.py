@@ -28,6 +28,7 @@ from typing import Any
 
 from calm.leakage import DEFAULT_LEAK_REL_TOL, leaked_numbers
 from calm.taxonomy import DEFAULT_TAXONOMY, Taxonomy
+from or_env.errors import DataError
 
 DEFAULT_MAX_HINT_CHARS = 400
 DEFAULT_MAX_RATIONALE_CHARS = 2000
@@ -36,7 +37,7 @@ _THINK_RE = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
 _FENCE_RE = re.compile(r"```(?:json|JSON)?\s*\n(.*?)```", re.DOTALL)
 
 
-class VerdictError(ValueError):
+class VerdictError(DataError):
     """A judge's reply is not a valid verdict; the message says what to fix."""
 
 

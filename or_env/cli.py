@@ -18,6 +18,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from or_env.errors import OREnvError
 from or_env.problems import DatasetError, load_problems
 
 logger = logging.getLogger("or_env.cli")
@@ -87,7 +88,7 @@ def positive_float(text: str) -> float:
     return value
 
 
-class CommandError(Exception):
+class CommandError(OREnvError):
     """A command cannot do what was asked; `main` prints `error: <message>` and exits 2."""
 
 

@@ -321,6 +321,25 @@ def test_every_error_is_an_or_env_error_and_keeps_its_builtin_base() -> None:
         assert issubclass(error, DataError) and issubclass(error, ValueError), error
     assert issubclass(MissingDependencyError, MissingExtraError)
     assert issubclass(MissingDependencyError, ImportError)
+    from agents.policy import ContextLengthError, PolicyError, ServerUnreachable
+    from agents.runner import RunAborted
+    from agents.templating import MissingPackageError
+    from calm.intervener import JudgeUnavailable
+    from calm.verdict import VerdictError
+    from or_env.cli import CommandError
+    from or_env.sandbox import UnisolatedSandboxError
+    from or_env.sandbox.image import ImageBuildError
+    from or_env.sandbox.pool import PoolClosedError
+    from or_env.sandbox.worker_client import WorkerError
+
+    for error in (PolicyError, ServerUnreachable, ContextLengthError, JudgeUnavailable):
+        assert issubclass(error, OREnvError) and issubclass(error, RuntimeError), error
+    for error in (RunAborted, WorkerError, PoolClosedError, ImageBuildError):
+        assert issubclass(error, OREnvError) and issubclass(error, RuntimeError), error
+    assert issubclass(UnisolatedSandboxError, OREnvError)
+    assert issubclass(VerdictError, DataError) and issubclass(VerdictError, ValueError)
+    assert issubclass(MissingPackageError, MissingExtraError)
+    assert issubclass(CommandError, OREnvError)
     with pytest.raises(OREnvError, match="unknown"):
         or_env.get_benchmark("no-such-benchmark")
     with pytest.raises(OREnvError):

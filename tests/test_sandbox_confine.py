@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -123,3 +124,18 @@ def test_highs_banner_is_gone_and_mip_solves_after_the_warm_up():
             assert r.ok, r
             assert r.stdout == "21.0\n"
             assert "Running HiGHS" not in r.stdout + r.stderr
+
+
+def test_the_agent_loop_configs_sandbox_options_reach_a_shared_sandbox():
+    # The verl agent loop hands `sandbox_options` from its YAML straight to shared_sandbox;
+    # a list or a mapping there used to raise TypeError (an unhashable cache key).
+    import yaml
+
+    config = Path(__file__).resolve().parents[1] / "recipes/verl/config/agent_loop.yaml"
+    (entry,) = [e for e in yaml.safe_load(config.read_text()) if e["name"] == "or_env"]
+    options = dict(entry["sandbox_options"], workers=1)
+    options.update(preload=["json", "pulp"], extra_env={"OR_ENV_TEST_FLAG": "yes"})
+    box = shared_sandbox("local", **options)
+    assert shared_sandbox("local", **options) is box
+    assert box.preload == ("json", "pulp")
+    assert box.run("print(1)").stdout == "1\n"
