@@ -141,6 +141,58 @@ def enter_namespaces(lib: ctypes.CDLL, cgroup: str | None = None) -> None:
     os._exit(status if status >= 0 else 128 - status)
 
 
+# seccomp: refuse the key-management syscalls (as Docker's default profile does). Kernel
+# keys outlive processes and a program can make them un-clearable (KEYCTL_SETPERM), so
+# the only sure way that none carries over is that none is made.
+_AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
+_KEY_SYSCALLS = {"x86_64": (248, 249, 250), "aarch64": (217, 218, 219)}
+_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 22, 2
+_SECCOMP_RET_ALLOW, _SECCOMP_RET_ERRNO = 0x7FFF0000, 0x00050000
+
+
+def forbid_kernel_keys(lib: ctypes.CDLL) -> bool:
+    """Install a seccomp filter: add_key, request_key and keyctl fail with EPERM.
+
+    Needs no_new_privs (or CAP_SYS_ADMIN). Returns False on an architecture it does
+    not know (the keys are then settled after the program instead).
+    """
+    machine = os.uname().machine
+    if machine not in _AUDIT_ARCH:
+        return False
+    ld, jeq, ret = 0x20, 0x15, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|K, BPF_RET|K
+    add_key, request_key, keyctl = _KEY_SYSCALLS[machine]
+    program = [
+        (ld, 0, 0, 4),  # seccomp_data.arch
+        (jeq, 1, 0, _AUDIT_ARCH[machine]),
+        (ret, 0, 0, _SECCOMP_RET_ERRNO | errno.EPERM),  # another ABI: refuse everything
+        (ld, 0, 0, 0),  # seccomp_data.nr
+        (jeq, 3, 0, add_key),
+        (jeq, 2, 0, request_key),
+        (jeq, 1, 0, keyctl),
+        (ret, 0, 0, _SECCOMP_RET_ALLOW),
+        (ret, 0, 0, _SECCOMP_RET_ERRNO | errno.EPERM),
+    ]
+
+    class Filter(ctypes.Structure):
+        _fields_ = [
+            ("code", ctypes.c_uint16),
+            ("jt", ctypes.c_uint8),
+            ("jf", ctypes.c_uint8),
+            ("k", ctypes.c_uint32),
+        ]
+
+    class Program(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(Filter))]
+
+    filters = (Filter * len(program))(*[Filter(*row) for row in program])
+    prog = Program(len(program), filters)
+    _check(
+        lib.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0),
+        "seccomp filter",
+    )
+    return True
+
+
 def userns_rlimits_are_per_namespace() -> bool:
     """RLIMIT_NPROC counts per user namespace since Linux 5.14 (ucounts)."""
     try:
@@ -278,7 +330,9 @@ def make_mounts_readonly(lib: ctypes.CDLL) -> list[str]:
         flags = MS_BIND | MS_REMOUNT | MS_RDONLY
         for opt in fields[5].split(","):
             flags |= _FLAG_BITS.get(opt, 0)
-        if point.startswith("/proc") or fields[5].startswith("ro"):
+        # The worker's waiter leaves its memory cgroup through /sys/fs/cgroup; its files
+        # are root's, so programs cannot write there anyway.
+        if point.startswith(("/proc", "/sys/fs/cgroup")) or fields[5].startswith("ro"):
             continue
         try:
             mount(lib, None, point, None, flags)
@@ -410,10 +464,21 @@ def leave_cgroup(path: str) -> None:
 
 
 def remove_empty_cgroups(parent: str) -> None:
-    """Remove the cgroups left under `parent` by workers that were killed (empty ones only)."""
+    """Remove the cgroups left under `parent` by workers that were killed.
+
+    Only those whose worker (the pid in the name) is gone: another worker starting at the
+    same moment may have made its cgroup and not yet entered it.
+    """
     with contextlib.suppress(OSError):
         for name in os.listdir(parent):
             full = os.path.join(parent, name)
+            try:
+                os.kill(int(name[1:].split("-")[0]), 0)
+                continue  # its worker still runs
+            except (ValueError, ProcessLookupError):
+                pass
+            except PermissionError:
+                continue
             if os.path.isdir(full):
                 with contextlib.suppress(OSError):
                     os.rmdir(full)  # fails (EBUSY) while processes are in it
@@ -434,6 +499,9 @@ def remove_tree(path: str, deadline: float | None = None) -> None:
     O_NOFOLLOW, so a symlink swapped in by a still-running program leads nowhere.
     Raises CleanupTimeout past `deadline` (time.monotonic()), OSError when stuck.
     """
+    with contextlib.suppress(OSError):
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            os.chmod(path, 0o700)
     try:
         top = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -455,8 +523,6 @@ def _empty_dir(top: int, deadline: float | None) -> None:
     counter = 0
     while pending:
         name = pending.pop()
-        with contextlib.suppress(OSError):
-            os.chmod(name or ".", 0o700, dir_fd=top, follow_symlinks=False)
         if name is None:
             fd = os.dup(top)
         else:
@@ -473,6 +539,11 @@ def _empty_dir(top: int, deadline: float | None) -> None:
                 if deadline is not None and counter % 256 == 0 and time.monotonic() > deadline:
                     raise CleanupTimeout(errno.ETIMEDOUT, "cleanup ran out of time")
                 if entry.is_dir(follow_symlinks=False):
+                    # Entering it and moving it (its ".." changes) both need its own
+                    # permissions. Following a link here is safe: whatever could swap one
+                    # in was killed before cleanup began.
+                    with contextlib.suppress(OSError):
+                        os.chmod(entry.name, 0o700, dir_fd=fd)
                     if name is None:
                         pending.append(entry.name)
                     else:  # flatten: one level below top, whatever the depth was

@@ -510,18 +510,25 @@ class Server:
         confine.mount(lib, None, "/", None, confine.MS_REC | confine.MS_PRIVATE)
         try:
             confine.mount_fresh_proc(lib)
-        except OSError as exc:
-            self.warnings.append(
-                f"could not mount a private /proc ({exc}): host processes stay visible"
-            )
+        except OSError as exc:  # with the host's /proc, /proc/<pid>/root reaches everything
+            raise SystemExit(
+                f"could not mount a private /proc in the sandbox's namespaces ({exc}); "
+                "use the docker sandbox, or namespaces=False to accept weak isolation"
+            ) from exc
         keep = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
         keep += [os.path.dirname(os.path.realpath(sys.executable))]
         keep += [p for p in sys.path[1:] if p]
         self.tmp_keep = confine.kept_inside_private_dirs(keep)
+        # /run holds the host's sockets (docker.sock, the user's D-Bus, the journal): a
+        # read-only mount does not stop connect(), hiding does.
+        hide = [*self.args.hide, "/run", "/var/run"]
         try:
-            self.hidden = confine.hide_paths(lib, list(self.args.hide), keep)
+            self.hidden = confine.hide_paths(lib, hide, keep)
         except OSError as exc:
-            self.warnings.append(f"could not hide {self.args.hide} ({exc}): programs may read them")
+            raise SystemExit(
+                f"could not hide {hide} from programs ({exc}); use the docker sandbox, or "
+                "namespaces=False to accept weak isolation"
+            ) from exc
         if self.uid is not None:
             self._give_uid_access()
         refused = confine.make_mounts_readonly(lib)
@@ -624,6 +631,11 @@ class Server:
             if resp.get("dirty"):
                 log.error("exiting: %s", resp.get("error"))
                 return
+
+    @property
+    def _in_container(self) -> bool:
+        """PID 1 of a container (not of namespaces of our own)."""
+        return bool(self.args.reap_all) and not self.namespaces
 
     def _memory_limit_text(self) -> str:
         parts = []
@@ -732,6 +744,8 @@ class Server:
         kernel collects them: the next program must not find them there. Only where the
         program has a uid of its own (root) or keyrings of its own (a user namespace).
         """
+        if self._in_container:
+            return None  # Docker's seccomp profile refuses the key syscalls
         if self.uid is not None:
             uid, baseline = self.uid, _OWN_KEYRINGS
         elif self.namespaces == "user" and _KEYRINGS_PER_USERNS:
@@ -983,7 +997,9 @@ class Server:
             # Joined as root, the new session keyring belongs to root: it is not counted
             # among the uid's keys, so only keys the program itself adds need settling.
             confine.join_new_session_keyring(self.libc)
-            resource.setrlimit(resource.RLIMIT_NPROC, (self.args.nproc, self.args.nproc))
+            if not self._in_container:  # there the pid cgroup bounds processes, and the
+                # uid is shared with the host's own uid 1000, whose tasks NPROC would count
+                resource.setrlimit(resource.RLIMIT_NPROC, (self.args.nproc, self.args.nproc))
             os.setgroups([])
             os.setresgid(self.uid, self.uid, self.uid)
             os.setresuid(self.uid, self.uid, self.uid)
@@ -997,6 +1013,7 @@ class Server:
             if _KEYRINGS_PER_USERNS:
                 confine.clear_keyrings(self.libc, session=True)
         prctl(self.libc, _PR_SET_NO_NEW_PRIVS, 1)  # no setuid binaries back to root
+        confine.forbid_kernel_keys(self.libc)
         prctl(self.libc, _PR_SET_PDEATHSIG, signal.SIGKILL)  # after setuid, which clears it
         if os.getppid() != self.pid:
             os._exit(SETUP_FAILED)  # the server died while we were starting
