@@ -762,6 +762,46 @@ print("end", why, len(pairs), flush=True)
 """
 
 
+# The token is built from numbers, never written out, so that the only copies in the
+# searching program's memory are the ones it makes on purpose (one bytes object).
+LEAVE_IN_OUTPUT = """
+token = bytes(P["codes"]).decode()
+print(token * 40)
+print(token, file=__import__("sys").stderr)
+"""
+
+SEARCH_OWN_MEMORY = """
+import json
+needle = bytes(P["codes"])
+found = 0
+for line in open("/proc/self/maps"):
+    parts = line.split()
+    if "r" not in parts[1] or (len(parts) > 5 and parts[5] in ("[vvar]", "[vsyscall]")):
+        continue
+    start, end = (int(x, 16) for x in parts[0].split("-"))
+    try:
+        with open("/proc/self/mem", "rb") as mem:
+            mem.seek(start)
+            found += mem.read(end - start).count(needle)
+    except (OSError, ValueError, OverflowError):
+        pass
+print(json.dumps({"found": found}))
+"""
+
+
+@pytest.mark.redteam("memory")
+def test_a_program_cannot_read_the_previous_programs_output_in_its_own_memory(fresh, token):
+    """A forked program gets a copy of its parent's memory: that parent must never have
+    held an earlier program's code or output (a sibling rollout's printed objective)."""
+    box = fresh(workers=1, timeout=20)
+    codes = list(f"LEAK{token}".encode())
+    a = box.run(program(LEAVE_IN_OUTPUT, codes=codes))
+    assert a.ok and a.stdout.count(f"LEAK{token}") == 40, a
+    b = box.run(program(SEARCH_OWN_MEMORY, codes=codes), timeout=20)
+    assert b.ok, b
+    assert results(b)["found"] <= 1, results(b)  # 1: the needle it built itself
+
+
 @pytest.mark.redteam("memory")
 def test_socket_buffers_cannot_pin_memory_beyond_the_limit(request, backend, fresh):
     """Kernel memory (socket buffers) must count against the program's memory budget."""

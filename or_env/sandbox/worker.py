@@ -61,6 +61,7 @@ import random  # noqa: F401  (imported here so that it reseeds itself in every f
 import resource
 import select
 import signal
+import socket
 import stat
 import struct
 import sys
@@ -97,6 +98,7 @@ _PR_SET_PDEATHSIG = 1
 _PR_SET_DUMPABLE = 4
 _PR_SET_CHILD_SUBREAPER = 36
 _PR_SET_NO_NEW_PRIVS = 38
+_CLONE_PARENT = 0x00008000
 # Threads of numerical libraries: one per execution keeps per-core capacity predictable,
 # and these must be in the environment before numpy is imported by the server.
 _THREAD_ENV = {
@@ -446,6 +448,8 @@ class Server:
         self.baseline: dict[str, int] = {}
         self.baseline_memory: int | None = None
         self.keys_baseline: int | None = None
+        self.forker_pid: int | None = None
+        self.forker_sock: socket.socket | None = None
         self.tmp_keep: list[str] = []  # parts of the Python installation under /tmp
         self.env_extra = dict(kv.split("=", 1) for kv in args.env)
         # Take the protocol streams private, so that stray prints (from preloaded modules
@@ -585,6 +589,7 @@ class Server:
         import gc
 
         gc.freeze()  # keep the preloaded objects out of the children's collections (less COW)
+        self._start_forker()
         self.baseline = {p: confine.free_space(p) or 0 for p in self.args.wipe}
         if self.namespaces == "user":
             confine.join_new_session_keyring(self.libc)  # not the host session's keys
@@ -662,6 +667,15 @@ class Server:
         }
 
     def close(self) -> None:
+        if self.forker_sock is not None:
+            self.forker_sock.close()  # the forker sees the end of its socket and exits
+            self.forker_sock = None
+        if self.forker_pid is not None:
+            with contextlib.suppress(OSError):
+                os.kill(self.forker_pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.forker_pid, 0)
+            self.forker_pid = None
         with contextlib.suppress(Exception):
             self.cleanup(time.monotonic() + self.args.cleanup_timeout)
             if self.uid is not None:
@@ -698,17 +712,22 @@ class Server:
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         st_r, st_w = os.pipe2(os.O_CLOEXEC)
+        code_r, code_w = os.pipe2(os.O_CLOEXEC)
         t0 = time.monotonic()
         try:
-            pid = os.fork()
+            pid = self._spawn([code_r, out_w, err_w, st_w], scratch, as_limit)
         except OSError as exc:
-            for fd in (out_r, out_w, err_r, err_w, st_r, st_w):
+            for fd in (out_r, out_w, err_r, err_w, st_r, st_w, code_r, code_w):
                 os.close(fd)
-            return {"error": f"could not fork the execution process: {exc}", "dirty": True}
-        if pid == 0:
-            self._child(code, scratch, as_limit, out_w, err_w, st_w)  # never returns
-        for fd in (out_w, err_w, st_w):
+            return {"error": f"could not start the execution process: {exc}", "dirty": True}
+        for fd in (out_w, err_w, st_w, code_r):
             os.close(fd)
+        try:
+            _write_all(code_w, code.encode("utf-8", "surrogatepass"))
+        except OSError:
+            pass  # the program died before reading it: its exit status says why
+        finally:
+            os.close(code_w)
         try:
             resp = self._supervise(pid, t0, timeout, max_output, output_limit, out_r, err_r, st_r)
         finally:
@@ -921,12 +940,11 @@ class Server:
         """Kill and reap every process left by the last execution; (clean, how many seen)."""
         seen = 0
         if self.args.reap_all:
-            with contextlib.suppress(OSError):
-                os.kill(-1, signal.SIGKILL)  # PID 1: everything else in the namespace
-        while not _reap_all():
+            self._kill_the_namespace()
+        while not self._reap_all():
             if time.monotonic() > deadline:
                 return False, seen
-            kids = direct_children()
+            kids = [k for k in direct_children() if k != self.forker_pid]
             seen = max(seen, len(kids))
             if self.uid is not None:
                 kill_uid(self.uid)
@@ -936,23 +954,111 @@ class Server:
                 with contextlib.suppress(OSError):
                     os.kill(kid, signal.SIGKILL)
             if self.args.reap_all:
-                with contextlib.suppress(OSError):
-                    os.kill(-1, signal.SIGKILL)
+                self._kill_the_namespace()
             # Killed processes take a moment to exit, and their orphans are reparented to
             # us only then: let them go before killing again.
             settle = time.monotonic() + 0.05
-            while time.monotonic() < settle and not _reap_all():
+            while time.monotonic() < settle and not self._reap_all():
                 time.sleep(0.001)
         return True, seen
 
+    def _kill_the_namespace(self) -> None:
+        """PID 1: kill every other process of the namespace but the forker."""
+        if self.forker_pid is None:
+            with contextlib.suppress(OSError):
+                os.kill(-1, signal.SIGKILL)
+            return
+        others = [
+            int(name)
+            for name in os.listdir("/proc")
+            if name.isdigit() and int(name) not in (self.pid, self.forker_pid)
+        ]
+        if others and self.uid is not None:  # every program process has this uid:
+            kill_uid(self.uid)  # atomic, so a fork bomb cannot outrun it
+        for pid in others:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+
+    def _reap_all(self) -> bool:
+        """Reap every exited child; True when no child but the forker is left."""
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return True
+            if pid == 0:
+                break
+            if pid == self.forker_pid:
+                self.forker_pid = None  # it died: the next execution cannot start
+        if self.forker_pid is None:
+            return False
+        return not [k for k in direct_children() if k != self.forker_pid]
+
+    # ------------------------------------------------------------------ the forker
+    #
+    # Programs are not forked from the server: its heap holds earlier requests' code and
+    # the output it captured, which a forked program could read in its own copy of that
+    # memory (say, a sibling rollout's printed objective). They are forked by the forker,
+    # a process forked from the server before the first request, which only ever receives
+    # file descriptors and two numbers; with CLONE_PARENT each program is still the
+    # server's child, so the server waits for, kills and reaps it as before.
+
+    def _start_forker(self) -> None:
+        server_end, forker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                server_end.close()
+                for fd in (self.proto_in, self.proto_out):
+                    os.close(fd)
+                prctl(self.libc, _PR_SET_PDEATHSIG, signal.SIGKILL)
+                self._forker_loop(forker_end)
+            finally:
+                os._exit(0)
+        forker_end.close()
+        self.forker_pid, self.forker_sock = pid, server_end
+
+    def _spawn(self, fds: list[int], scratch: str, as_limit: int | None) -> int:
+        """Have the forker start a program process (the server's child); its pid."""
+        if self.forker_pid is None or self.forker_sock is None:
+            raise OSError("the forker is gone")
+        msg = struct.pack("q", -1 if as_limit is None else as_limit)
+        socket.send_fds(self.forker_sock, [msg], fds)
+        reply = self.forker_sock.recv(16)
+        if len(reply) != 8:
+            raise OSError("the forker did not answer")
+        (pid,) = struct.unpack("q", reply)
+        if pid < 0:
+            raise OSError(-pid, f"clone: {os.strerror(-pid)}")
+        return pid
+
+    def _forker_loop(self, sock: socket.socket) -> None:
+        clone = _clone_parent_function(self.libc)
+        while True:
+            msg, fds, _, _ = socket.recv_fds(sock, 64, 4)
+            if not msg:
+                return
+            (as_limit,) = struct.unpack("q", msg)
+            pid = clone()
+            if pid == 0:
+                code_r, out_w, err_w, st_w = fds
+                self._child_from(
+                    code_r, self.scratch, None if as_limit < 0 else as_limit, out_w, err_w, st_w
+                )  # never returns
+            for fd in fds:
+                os.close(fd)
+            sock.send(struct.pack("q", pid))
+
     # ------------------------------------------------------------------ the child side
 
-    def _child(
-        self, code: str, scratch: str, as_limit: int | None, out_w: int, err_w: int, st_w: int
+    def _child_from(
+        self, code_r: int, scratch: str, as_limit: int | None, out_w: int, err_w: int, st_w: int
     ) -> None:
         # Everything here runs after fork, where each first write to a page copies it:
         # raw os calls, no text I/O, nothing that can be done once in the server.
         try:
+            code = _read_all(code_r).decode("utf-8", "surrogatepass")
+            os.close(code_r)
             self._child_setup(code, scratch, as_limit, out_w, err_w, st_w)
         except BaseException as exc:
             with contextlib.suppress(BaseException):
@@ -1029,6 +1135,43 @@ class Server:
             np_random.seed()  # the legacy global RNG is copied by fork; reseed from urandom
         os.write(3, b"R")
         os.close(3)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 16):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _clone_parent_function(lib: ctypes.CDLL) -> Callable[[], int]:
+    """fork(), except that the child's parent is the caller's parent (CLONE_PARENT).
+
+    Done as os.fork() does it: the interpreter's own before/after-fork hooks around the
+    raw clone(2). Returns the child's pid (0 in the child), or -errno.
+    """
+    nr = {"x86_64": 56, "aarch64": 220}[os.uname().machine]
+    api = ctypes.pythonapi
+    flags = ctypes.c_ulong(_CLONE_PARENT | signal.SIGCHLD)
+    zero = ctypes.c_ulong(0)
+
+    def clone() -> int:
+        api.PyOS_BeforeFork()
+        pid = lib.syscall(ctypes.c_long(nr), flags, zero, zero, zero, zero)
+        if pid == 0:
+            api.PyOS_AfterFork_Child()
+            return 0
+        err = ctypes.get_errno()
+        api.PyOS_AfterFork_Parent()
+        return pid if pid > 0 else -err
+
+    return clone
 
 
 def _write_main(scratch: str, code: str, uid: int | None) -> None:
