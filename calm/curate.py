@@ -205,7 +205,12 @@ def export_run(
 ) -> CurateResult:
     """Keep the golden records and write sft.parquet, golden.jsonl and the report."""
     out = config.out_dir
-    kept = [record for record in records if is_golden(record)]
+    # Sorted, so that a resumed or subset rerun writes exactly the same files (the folder's
+    # records come back in completion order).
+    kept = sorted(
+        (record for record in records if is_golden(record)),
+        key=lambda r: (str(r.get("problem_id")), int(r.get("sample") or 0)),
+    )
     paths = {"episodes": out / EPISODES_FILE, "sft": out / SFT_FILE, "golden": out / GOLDEN_FILE}
     write_sft_parquet(kept, paths["sft"], config.sft_layout)
     context = {"intervener": intervener.describe(), "curation": config.settings()}
