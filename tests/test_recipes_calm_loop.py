@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +32,7 @@ import pyarrow.parquet as pq
 import pytest
 from support.ml_venv import REPO, require_venv, subprocess_env, tiny_model_dir
 from support.scripted_intervener import FLAWLESS, flaw
-from support.vllm_server import group_alive, group_members
+from support.vllm_server import run_leaving_nothing
 
 from or_env import Problem, load_problems
 from recipes.verl.data import rl_row
@@ -168,30 +166,8 @@ def rollout(ml_venv: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     }
     env = subprocess_env(ml_venv)
     env["VLLM_CPU_KVCACHE_SPACE"] = "1"
-    # Its own process group: whatever the script leaves behind (the engine core) is found.
-    process = subprocess.Popen(
-        [str(ml_venv / "bin" / "python"), str(SCRIPT), json.dumps(request)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        _, stderr = process.communicate(timeout=900)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    until = time.monotonic() + 15
-    while group_alive(process.pid) and time.monotonic() < until:
-        time.sleep(0.2)
-    survivors = group_members(process.pid) if group_alive(process.pid) else []
-    if survivors:
-        os.killpg(process.pid, signal.SIGKILL)
-    assert not survivors, f"the rollout left processes behind: {survivors}"
-    if process.returncode != 0:
-        raise AssertionError(f"the CALM rollout failed:\n{stderr[-8000:]}")
+    argv = [str(ml_venv / "bin" / "python"), str(SCRIPT), json.dumps(request)]
+    run_leaving_nothing(argv, env, 900, "the CALM rollout")
     return {**json.loads(Path(request["out"]).read_text()), "work": work, "venv": ml_venv}
 
 

@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from support.ml_venv import require_venv, subprocess_env, tiny_model_dir
-from support.vllm_server import group_alive, group_members
+from support.vllm_server import run_leaving_nothing
 
 from or_env import load_problems
 from recipes.verl.data import write_rl_parquet
@@ -67,30 +65,8 @@ def run_in_own_group(venv: Path, request: dict[str, Any], tmp_path: Path) -> dic
     out = tmp_path / "result.json"
     env = subprocess_env(venv)
     env["VLLM_CPU_KVCACHE_SPACE"] = "1"
-    process = subprocess.Popen(
-        [str(venv / "bin" / "python"), str(ROLLOUT), json.dumps({**request, "out": str(out)})],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        _, stderr = process.communicate(timeout=600)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    # The engine core exits shortly after the script; anything left later is a leak.
-    until = time.monotonic() + 15
-    while group_alive(process.pid) and time.monotonic() < until:
-        time.sleep(0.2)
-    survivors = group_members(process.pid) if group_alive(process.pid) else []
-    if survivors:
-        os.killpg(process.pid, signal.SIGKILL)
-    assert not survivors, f"the rollout left processes behind: {survivors}"
-    if process.returncode != 0:
-        raise AssertionError(f"verl rollout with vLLM failed:\n{stderr[-6000:]}")
+    argv = [str(venv / "bin" / "python"), str(ROLLOUT), json.dumps({**request, "out": str(out)})]
+    run_leaving_nothing(argv, env, 600, "the verl rollout with vLLM")
     return json.loads(out.read_text())
 
 

@@ -56,6 +56,37 @@ def group_members(pgid: int) -> list[str]:
     return members
 
 
+def run_leaving_nothing(argv: list[str], env: dict[str, str], timeout: float, what: str) -> None:
+    """Run `argv` in a process group of its own; fail if it fails or leaves processes.
+
+    A vLLM engine core outlives its script briefly; anything still there after 15 s is
+    a leak the test reports (and kills).
+    """
+    process = subprocess.Popen(
+        argv,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        _, stderr = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    until = time.monotonic() + 15
+    while group_alive(process.pid) and time.monotonic() < until:
+        time.sleep(0.2)
+    survivors = group_members(process.pid) if group_alive(process.pid) else []
+    if survivors:
+        os.killpg(process.pid, signal.SIGKILL)
+    assert not survivors, f"{what} left processes behind: {survivors}"
+    if process.returncode != 0:
+        raise AssertionError(f"{what} failed:\n{stderr[-8000:]}")
+
+
 class VLLMServer:
     """One `vllm serve` of a local model, for the lifetime of a test session."""
 
