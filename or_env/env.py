@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -17,8 +17,17 @@ from or_env.prompts import DEFAULT_USER_TEMPLATE, render_prompt
 from or_env.protocol import Ending, EpisodeProtocol, NativeProtocol, Plan
 from or_env.sandbox import Sandbox, shared_sandbox
 from or_env.sandbox.base import ExecResult
-from or_env.spaces import FreeText
-from or_env.transcript import Transcript
+from or_env.spaces import AssistantTurn, ChatMessages, FreeText
+from or_env.tool_calls import (
+    BUDGET_SPENT_MESSAGE,
+    NOT_RUN_MESSAGE,
+    AssistantMessage,
+    ToolCall,
+    ToolCallProtocol,
+    tool_format_feedback,
+    tool_schemas,
+)
+from or_env.transcript import Message, Transcript
 
 #: The action and observation spaces' max_length: the longest action step() reads.
 MAX_TEXT = protocol.MAX_ACTION_CHARS
@@ -26,12 +35,16 @@ PROTOCOLS = ("native", "direct")
 # Room for the fences and the truncation marker around an observation of max_obs_chars.
 _OBSERVATION_OVERHEAD = 1000
 
+#: An observation: text, or (tools rendering) the chat messages the env added.
+Observation = str | list[dict[str, Any]]
+#: An action: the policy's text, or (tools rendering) an assistant message with tool calls.
+Action = str | Mapping[str, Any]
 #: What `step` returns. Its info is a StepInfo where Gymnasium says dict[str, Any] (a TypedDict
 #: is not a subtype of that, hence the `type: ignore[override]` on `reset` and `step`).
-StepResult = tuple[str, float, bool, bool, StepInfo]
+StepResult = tuple[Observation, float, bool, bool, StepInfo]
 
 
-class ORModelingEnv(gym.Env[str, str]):
+class ORModelingEnv(gym.Env[Observation, Action]):
     """An LLM agent solves an optimisation-modeling word problem with a code interpreter.
 
     Each episode is one problem. The agent writes reasoning and Python solver code;
@@ -50,11 +63,22 @@ class ORModelingEnv(gym.Env[str, str]):
       feedback, or "" when the episode ended. The same as chat messages is in
       `env.transcript.as_chat()`.
 
+    In the `tools` rendering the spaces differ: an action is an assistant message with
+    OpenAI-style tool calls (`AssistantTurn`: a dict, or text, which is a message without
+    calls), and an observation is the list of chat messages the env added (`ChatMessages`):
+    after `reset` the user prompt, after `step` one tool message per call ({"role": "tool",
+    "tool_call_id", "name", "content"}), a user message with format feedback for a message
+    without calls, or [] when an answer ended the episode.
+
     ## Renderings
     - `inline` (default, the native mode of reasoning models): the output block is
       appended inside the same assistant turn and the policy continues it.
     - `chat`: the output block is a new user message.
-    Policies stop a turn at `env.stop_sequences` (also in `metadata`).
+    - `tools`: the policy calls `run_python(code)` and `submit_answer(answer)` (schemas in
+      `env.tools`; see `or_env.tool_calls`); program output comes back as the tool's result,
+      rendered as in an output block, and the answer is graded as a box's content.
+    Policies stop a turn at `env.stop_sequences` (also in `metadata`; none in `tools`, where a
+    message ends at its tool calls).
 
     ## Protocols
     A protocol (`or_env.protocol.EpisodeProtocol`, in `env.episode_protocol`) reads each
@@ -97,7 +121,7 @@ class ORModelingEnv(gym.Env[str, str]):
     - sandbox: "auto" (Docker when available, else local), "local", "docker", or a
       `Sandbox` instance (which the env then does not close). Named sandboxes are
       shared process-wide so that many envs use one warm pool.
-    - rendering: "inline" or "chat".
+    - rendering: "inline", "chat" or "tools" (native protocol only).
     - max_turns, max_executions: the budgets; max_obs_chars: the cap on one
       observation (head and tail kept); timeout: seconds per execution.
     - tolerance: a preset name from `or_env.grading.TOLERANCE_PRESETS` or a `Tolerance`.
@@ -147,6 +171,11 @@ class ORModelingEnv(gym.Env[str, str]):
             raise ValueError(f"rendering must be one of {renderings}, got {rendering!r}")
         if protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+        if rendering == "tools" and protocol != "native":
+            raise ValueError(
+                "the tools rendering plays the native protocol (tool calls, several turns); "
+                f"protocol={protocol!r} reads one text response: use rendering='inline' or 'chat'"
+            )
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
         if isinstance(tolerance, str) and tolerance not in TOLERANCE_PRESETS:
@@ -170,9 +199,13 @@ class ORModelingEnv(gym.Env[str, str]):
         self.tolerance = tolerance
         self.protocol = protocol
         self.direct_rule = direct.get_direct_rule(direct_rule)
-        self.episode_protocol: EpisodeProtocol = (
-            direct.DirectProtocol(self.direct_rule) if protocol == "direct" else NativeProtocol()
-        )
+        self.episode_protocol: EpisodeProtocol
+        if protocol == "direct":
+            self.episode_protocol = direct.DirectProtocol(self.direct_rule)
+        elif rendering == "tools":
+            self.episode_protocol = ToolCallProtocol()
+        else:
+            self.episode_protocol = NativeProtocol()
         if system_prompt is None:
             system_prompt = self.episode_protocol.system_prompt
         self.system_prompt = system_prompt
@@ -180,8 +213,14 @@ class ORModelingEnv(gym.Env[str, str]):
         self.debug = debug
         self.render_mode = render_mode
         self.require_executed_answer = bool(require_executed_answer)
-        self.observation_space = FreeText(MAX_TEXT)
-        self.action_space = FreeText(MAX_TEXT)
+        self.observation_space: gym.Space[Any]
+        self.action_space: gym.Space[Any]
+        if rendering == "tools":
+            self.observation_space = ChatMessages(MAX_TEXT)
+            self.action_space = AssistantTurn(MAX_TEXT)
+        else:
+            self.observation_space = FreeText(MAX_TEXT)
+            self.action_space = FreeText(MAX_TEXT)
 
         self._sandbox_spec = sandbox
         self._sandbox: Sandbox | None = sandbox if not isinstance(sandbox, str) else None
@@ -197,8 +236,14 @@ class ORModelingEnv(gym.Env[str, str]):
     # ----------------------------------------------------------------- public API
     @property
     def stop_sequences(self) -> list[str]:
-        """Where a policy must stop generating so that its code gets run."""
-        return list(protocol.STOP_SEQUENCES)
+        """Where a policy must stop generating so that its code gets run (none with tools)."""
+        return [] if self.rendering == "tools" else list(protocol.STOP_SEQUENCES)
+
+    @property
+    def tools(self) -> list[dict[str, Any]]:
+        """OpenAI function schemas of `run_python` and `submit_answer` (the tools rendering's
+        actions; send them as a chat request's `tools`). A fresh copy on every access."""
+        return tool_schemas()
 
     @property
     def sandbox(self) -> Sandbox:
@@ -210,7 +255,7 @@ class ORModelingEnv(gym.Env[str, str]):
 
     def reset(  # type: ignore[override]  # info is a ResetInfo (see StepResult)
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[str, ResetInfo]:
+    ) -> tuple[Observation, ResetInfo]:
         """Start an episode on a problem picked by `options` or drawn with the env's RNG.
 
         options: {"problem": Problem}, {"index": i} or {"problem_id": "..."}.
@@ -227,9 +272,11 @@ class ORModelingEnv(gym.Env[str, str]):
             self.transcript.append("system", self.system_prompt, "env", 0)
         prompt = render_prompt(self.problem.question, self.user_template)
         self.transcript.append("user", prompt, "env", 0)
+        if self.rendering == "tools":
+            return [{"role": "user", "content": prompt}], self._base_info()
         return prompt, self._base_info()
 
-    def step(self, action: str) -> StepResult:  # type: ignore[override]  # see StepResult
+    def step(self, action: Action) -> StepResult:  # type: ignore[override]  # see StepResult
         """Read one turn of policy text; run its code or grade its answer (see the class doc)."""
         plan, program = self._plan(action)
         result = None if program is None else self.sandbox.run(program, timeout=self.timeout)
@@ -237,11 +284,11 @@ class ORModelingEnv(gym.Env[str, str]):
 
     async def areset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[str, ResetInfo]:
+    ) -> tuple[Observation, ResetInfo]:
         """`reset` for asyncio code (it does no blocking work)."""
         return self.reset(seed=seed, options=options)
 
-    async def astep(self, action: str) -> StepResult:
+    async def astep(self, action: Action) -> StepResult:
         """`step` for asyncio code: the execution is awaited, never blocking the event loop."""
         plan, program = self._plan(action)
         result = None if program is None else await self.sandbox.arun(program, timeout=self.timeout)
@@ -263,12 +310,12 @@ class ORModelingEnv(gym.Env[str, str]):
     def inject(self, text: str, *, source: str = "intervener") -> str:
         """Add text that is not the policy's (e.g. a corrective hint) where the policy continues.
 
-        In the inline rendering it joins the current assistant turn; in the chat
-        rendering it is a user message. Returns the observation text to show the policy.
+        In the inline rendering it joins the current assistant turn; in the chat and tools
+        renderings it is a user message. Returns the observation text to show the policy.
         """
         if self.problem is None:
             raise RuntimeError("inject() called before reset()")
-        role = "assistant" if self.rendering == "inline" else "user"
+        role = "assistant" if self.rendering == "inline" else "user"  # chat and tools
         self.transcript.append(role, text, source, self.turn)
         return text
 
@@ -306,7 +353,7 @@ class ORModelingEnv(gym.Env[str, str]):
             )
         return self.problems[int(self.np_random.integers(len(self.problems)))]
 
-    def _plan(self, action: str) -> tuple[Plan, str | None]:
+    def _plan(self, action: Action) -> tuple[Plan, str | None]:
         """Check the call, count the turn, read the action: its plan and the program to run.
 
         The program is None when the plan runs nothing or the execution budget is spent.
@@ -315,16 +362,35 @@ class ORModelingEnv(gym.Env[str, str]):
             raise RuntimeError("step() called before reset()")
         if self.done:
             raise RuntimeError("step() called after the episode ended; call reset()")
-        if not isinstance(action, str):
-            raise TypeError(f"action must be the policy's text (str), got {type(action).__name__}")
-        self.turn += 1
-        plan = self.episode_protocol.plan(action)
+        if isinstance(self.episode_protocol, ToolCallProtocol):
+            if not isinstance(action, str | Mapping):
+                raise TypeError(
+                    "action must be the policy's text (str) or an assistant message (a mapping "
+                    f"with 'content' and 'tool_calls'), got {type(action).__name__}"
+                )
+            self.turn += 1
+            plan = self.episode_protocol.plan(action, self.turn)
+        else:
+            if not isinstance(action, str):
+                raise TypeError(
+                    f"action must be the policy's text (str), got {type(action).__name__}"
+                    + (
+                        " (assistant messages are read in rendering='tools')"
+                        if isinstance(action, Mapping)
+                        else ""
+                    )
+                )
+            self.turn += 1
+            plan = self.episode_protocol.plan(action)
         runs = plan.program is not None and self.executions < self.max_executions
         return plan, plan.program if runs else None
 
-    def _finish(self, action: str, plan: Plan, result: ExecResult | None) -> StepResult:
+    def _finish(self, action: Action, plan: Plan, result: ExecResult | None) -> StepResult:
         """Record the step, grade an ending, apply the budgets, and build the step's info."""
         assert self.problem is not None
+        if isinstance(plan.message, AssistantMessage):
+            return self._finish_tools(action, plan, result)
+        assert isinstance(action, str)
         self.transcript.append("assistant", action, "policy", self.turn)
         info: StepInfo = {**self._base_info(), "action_kind": plan.kind}
         info.update(plan.info)  # type: ignore[typeddict-item]
@@ -338,10 +404,66 @@ class ORModelingEnv(gym.Env[str, str]):
             info["execution"] = result.to_dict()  # type: ignore[typeddict-item]
             info["observation_truncated"] = clipped
 
+        return self._conclude(action, plan, result, observation, info)
+
+    def _finish_tools(self, action: Action, plan: Plan, result: ExecResult | None) -> StepResult:
+        """`_finish` for the tools rendering: the observation is the tool messages added."""
+        message: AssistantMessage = plan.message
+        calls = [call.to_openai() for call in message.calls]
+        self.transcript.append(
+            "assistant", message.content, "policy", self.turn, tool_calls=calls or None
+        )
+        info: StepInfo = {**self._base_info(), "action_kind": plan.kind}
+        info.update(plan.info)  # type: ignore[typeddict-item]
+        first, rest = (message.calls[0], message.calls[1:]) if message.calls else (None, ())
+        replies: list[Message] = []
+        if plan.format_error is not None:
+            feedback = tool_format_feedback(plan.format_error, detail=plan.detail)
+            info["format_error"] = plan.format_error
+            if first is None:
+                replies.append(self.transcript.append("user", feedback, "env", self.turn))
+            else:
+                replies.append(self._tool_reply(first, feedback))
+        elif result is not None:
+            assert first is not None
+            self._remember_output(result)
+            text, clipped = protocol.execution_text(result, self.max_obs_chars)
+            replies.append(self._tool_reply(first, text))
+            info["execution"] = result.to_dict()  # type: ignore[typeddict-item]
+            info["observation_truncated"] = clipped
+        elif plan.program is not None:
+            assert first is not None
+            replies.append(self._tool_reply(first, BUDGET_SPENT_MESSAGE))
+        if rest:
+            info["ignored_tool_calls"] = len(rest)
+            if plan.kind != "answer":  # after an answer the episode is over: nothing to answer
+                replies.extend(self._tool_reply(call, NOT_RUN_MESSAGE) for call in rest)
+        observation = [m.chat_dict() for m in replies]
+        return self._conclude(action, plan, result, observation, info)
+
+    def _tool_reply(self, call: ToolCall, content: str) -> Message:
+        return self.transcript.append(
+            "tool", content, "env", self.turn, tool_call_id=call.id, name=call.name or None
+        )
+
+    def _conclude(
+        self,
+        action: Action,
+        plan: Plan,
+        result: ExecResult | None,
+        observation: Observation,
+        info: StepInfo,
+    ) -> StepResult:
+        """Grade an ending, apply the budgets, and finish the step's info."""
+        assert self.problem is not None
         reward, terminated, truncated = 0.0, False, False
         reason: str | None = None
         ending = self.episode_protocol.ending(
-            action, plan, result, self.problem.answer, self.tolerance
+            action,  # type: ignore[arg-type]  # a mapping only reaches ToolCallProtocol
+            plan,
+            result,
+            self.problem.answer,
+            self.tolerance,
         )
         if ending is not None:
             verdict = self._graded(ending, info)
@@ -366,12 +488,16 @@ class ORModelingEnv(gym.Env[str, str]):
 
     def _record_execution(self, action: str, result: ExecResult) -> tuple[str, bool]:
         """Count an execution, remember what it printed, and add its output block."""
+        self._remember_output(result)
+        text, clipped = protocol.execution_text(result, self.max_obs_chars)
+        return self._add_env_text(action, protocol.output_block(text)), clipped
+
+    def _remember_output(self, result: ExecResult) -> None:
+        """Count an execution and remember what it printed (for `answer_printed`)."""
         self.executions += 1
         self._execution_turns.append(self.turn)
         stdout = protocol.visible_stdout(result, self.max_obs_chars)
         self._printed.append((self.turn, printed_values(stdout)))
-        text, clipped = protocol.execution_text(result, self.max_obs_chars)
-        return self._add_env_text(action, protocol.output_block(text)), clipped
 
     def _graded(self, ending: Ending, info: StepInfo) -> Grade:
         """Apply `require_executed_answer` to the ending's verdict; record `answer_printed`."""
@@ -385,7 +511,7 @@ class ORModelingEnv(gym.Env[str, str]):
             return replace(verdict, correct=False, reason="not_executed")
         return verdict
 
-    def _add_env_text(self, action: str, text: str, *, as_feedback: bool = False) -> str:
+    def _add_env_text(self, action: Action, text: str, *, as_feedback: bool = False) -> str:
         """Record env text after an action; inline output continues the assistant turn."""
         if self.rendering == "chat":
             self.transcript.append("user", text, "env", self.turn)

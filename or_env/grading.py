@@ -96,6 +96,7 @@ __all__ = [
     "find_final_answer",
     "get_tolerance",
     "grade",
+    "grade_answer_content",
     "grade_value",
     "parse_answer",
     "parse_answer_value",
@@ -475,6 +476,20 @@ def grade(
     if raw is None:
         return Grade(False, None, truth, None, None, "no_answer", None, tolerance.name)
     return _verdict(parse_answer(raw), truth, tolerance, raw)
+
+
+def grade_answer_content(
+    content: str,
+    ground_truth: object,
+    *,
+    preset: str | Tolerance = "default",
+) -> Grade:
+    """Grade an answer given on its own (a `submit_answer` tool call) exactly as `grade` grades
+    the content of a final `\\boxed{}`: same reading, same tolerance, `raw_answer` = content."""
+    truth = parse_ground_truth(ground_truth)
+    tolerance = get_tolerance(preset)
+    content = content.strip()
+    return _verdict(parse_answer(content), truth, tolerance, content)
 
 
 def answer_was_printed(

@@ -5,7 +5,7 @@ They are plain dicts at run time; the `TypedDict`s below give them a checked sha
 `reset` returns a `ResetInfo`:
 
 - `problem_id`, `benchmark`: the problem of the episode.
-- `rendering` ("inline" or "chat"), `protocol` ("native" or "direct"), `stop_sequences`
+- `rendering` ("inline", "chat" or "tools"), `protocol` ("native" or "direct"), `stop_sequences`
   (where a policy stops generating), `require_executed_answer`: the env's settings.
 - `turn`, `executions`: policy turns and sandbox executions so far (0 after `reset`).
 - `ground_truth`: only with `debug=True`.
@@ -19,13 +19,18 @@ step), then what the step did:
   block, or a program refused as `unencodable_code`; direct: always, None without a block or
   for an action over the length limit).
 - `direct_rule`: the direct protocol's rule (`or_env.direct.DIRECT_RULES`).
+- `tool_call`: the tools rendering's call acted on ("run_python", "submit_answer", or the
+  unknown name called); `ignored_tool_calls`: how many further calls of the message were not
+  acted on (each got a "not run" tool message, except after submit_answer).
 - `execution` (`ExecutionInfo`) and `observation_truncated`: when a program ran. `execution`
   is the sandbox's result as it came; the observation shows it rendered
   (`or_env.protocol.execution_text`). `observation_truncated`: the output was cut to
   `max_obs_chars` or by the sandbox's own cap.
 - `format_error`: on a format observation, why the action could not be used (a key of
   `or_env.protocol.FORMAT_MESSAGES`: "empty", "no_code_or_answer", "unclosed_code_block",
-  "too_long", "unencodable_code").
+  "too_long", "unencodable_code"; the tools rendering's keys of
+  `or_env.tool_calls.TOOL_FORMAT_MESSAGES`: "no_tool_call", "unknown_tool",
+  "bad_tool_arguments", "malformed_message", "too_long", "unencodable_code").
 
 When the step ends the episode (`terminated` or `truncated`) it also has the `EndInfo` keys:
 
@@ -114,6 +119,8 @@ class StepInfo(ResetInfo, EndInfo, total=False):
     action_kind: str
     code: str | None
     direct_rule: str
+    tool_call: str
+    ignored_tool_calls: int
     execution: ExecutionInfo
     observation_truncated: bool
     format_error: str

@@ -25,7 +25,8 @@ graded answer (an `Ending`); `or_env.direct.DirectProtocol` is the other one.
 
 The execution output comes back as an ```output block. In the `inline` rendering that
 block is appended inside the same assistant turn (the paper's native mode; the policy
-continues the turn); in the `chat` rendering it is a new user message. Program output is
+continues the turn); in the `chat` rendering it is a new user message (the `tools` rendering,
+where actions are function calls, is `or_env.tool_calls`). Program output is
 rendered by `render_output` so that it can never close its block or open another (see there
 for the exact rule); the original is kept in the env's `info["execution"]`.
 """
@@ -50,7 +51,7 @@ MAX_ACTION_CHARS = 1_000_000
 # A policy stops generating when it writes the opening of an output block: the model
 # asks for its code to be run by announcing the output it cannot know yet.
 STOP_SEQUENCES: tuple[str, ...] = (OUTPUT_FENCE,)
-RENDERINGS = ("inline", "chat")
+RENDERINGS = ("inline", "chat", "tools")
 
 # Possessive quantifiers (the parts cannot overlap), so a line that is not a fence costs its length.
 _FENCE_RE = re.compile(r"^[ \t]*+```[ \t]*+([A-Za-z0-9_+-]*+)[ \t]*+$", re.MULTILINE)
@@ -313,7 +314,9 @@ class Plan:
             is then the format feedback (`detail`: its specifics, as in `ParsedAction`).
         detail: see `format_error`.
         answer: the final answer the action states, for `ending` to grade (native protocol).
-        info: what the protocol reports about the action (`code`, `direct_rule`).
+        info: what the protocol reports about the action (`code`, `direct_rule`, `tool_call`).
+        message: the tools rendering's reading of the whole message
+            (`or_env.tool_calls.AssistantMessage`), for the transcript and the tool messages.
     """
 
     kind: str
@@ -322,6 +325,7 @@ class Plan:
     detail: str | None = None
     answer: str | None = None
     info: Mapping[str, Any] = field(default_factory=dict)
+    message: Any = None
 
 
 @dataclass(frozen=True)
