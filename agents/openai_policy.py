@@ -218,17 +218,24 @@ class OpenAIPolicy(Policy):
 
     def chat_request(
         self,
-        chat: Sequence[Mapping[str, str]],
+        chat: Sequence[Mapping[str, Any]],
         stop_sequences: Sequence[str],
         seed: int | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
     ) -> dict[str, Any]:
-        """The /chat/completions body for a chat; continues a final assistant message."""
+        """The /chat/completions body for a chat; continues a final assistant message; offers
+        `tools` (the tools rendering) with `tool_choice` "auto"."""
         body: dict[str, Any] = {"model": self.model, "messages": [dict(m) for m in chat]}
         if continues_assistant(chat):
             # vLLM's extension; a server that rejects it cannot do inline continuation.
             body["continue_final_message"] = True
             body["add_generation_prompt"] = False
+        if tools:
+            body["tools"] = [dict(t) for t in tools]
+            body["tool_choice"] = "auto"
         body.update(self.sampling_fields(stop_sequences, seed))
+        if tools and not body["stop"]:
+            del body["stop"]  # some servers reject an empty stop list next to tools
         return body
 
     def completion_request(
@@ -261,26 +268,40 @@ class OpenAIPolicy(Policy):
         rendering: str,
         stop_sequences: Sequence[str],
         episode: EpisodeKey | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
     ) -> PolicyTurn:
         chat = chat_messages(messages)
         seed = turn_seed(episode, messages) if self.seed_requests else None
+        if tools and self.api != "chat":
+            raise PolicyError(
+                "rendering='tools' needs api='chat': the server's chat template and tool "
+                "parser turn the model's output into tool calls"
+            )
         if self.api == "chat":
-            path, body = "/chat/completions", self.chat_request(chat, stop_sequences, seed)
+            body = self.chat_request(chat, stop_sequences, seed, tools)
+            path = "/chat/completions"
         else:
             path, body = "/completions", self.completion_request(chat, stop_sequences, seed)
         start = time.perf_counter()
         data, attempts = await self._post(path, body)
-        return self._turn(data, time.perf_counter() - start, attempts)
+        return self._turn(data, time.perf_counter() - start, attempts, with_tools=bool(tools))
 
-    def _turn(self, data: Mapping[str, Any], latency: float, attempts: int) -> PolicyTurn:
+    def _turn(
+        self, data: Mapping[str, Any], latency: float, attempts: int, *, with_tools: bool = False
+    ) -> PolicyTurn:
         try:
             choice = data["choices"][0]
         except (KeyError, IndexError, TypeError) as exc:
             raise PolicyError(f"the server's reply has no choices: {str(data)[:300]}") from exc
+        tool_calls = None
         if self.api == "chat":
             message = choice.get("message") or {}
             content = message.get("content")
             reasoning = message.get("reasoning_content") or message.get("reasoning")
+            if with_tools:
+                # Passed on as the server gave them: the env reads (and answers) any shape.
+                raw = message.get("tool_calls")
+                tool_calls = list(raw) if isinstance(raw, list) else []
         else:
             content, reasoning = choice.get("text"), None
         text, reasoning_text = action_from_response(content, reasoning, self.reasoning)
@@ -297,6 +318,7 @@ class OpenAIPolicy(Policy):
             finish_reason=choice.get("finish_reason"),
             attempts=attempts,
             extra=extra,
+            tool_calls=tool_calls,
         )
 
     async def _post(self, path: str, body: dict[str, Any]) -> tuple[dict[str, Any], int]:

@@ -77,6 +77,8 @@ class PolicyTurn:
         (`<think>...</think>` or a server's `reasoning_content`); for records only.
     finish_reason: the backend's reason to stop ("stop", "length", ...), if any.
     attempts: how many requests the turn took (1 + retries).
+    tool_calls: the function calls the model made (the tools rendering; OpenAI's shape), or
+        None when the backend was not asked for tools.
     """
 
     text: str
@@ -87,9 +89,17 @@ class PolicyTurn:
     finish_reason: str | None = None
     attempts: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
+    tool_calls: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def action(self, rendering: str) -> str | dict[str, Any]:
+        """What to pass to `env.step`: the text, or in the tools rendering the assistant
+        message with the turn's calls."""
+        if rendering != "tools":
+            return self.text
+        return {"role": "assistant", "content": self.text, "tool_calls": self.tool_calls or []}
 
 
 class Policy(abc.ABC):
@@ -112,16 +122,20 @@ class Policy(abc.ABC):
         rendering: str,
         stop_sequences: Sequence[str],
         episode: EpisodeKey | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
     ) -> PolicyTurn:
         """The next turn of the episode.
 
         messages: the transcript (`Message`s or their dicts); `chat_messages` turns it into
             role/content dicts with the inline assistant pieces merged.
         rendering: "inline" (continue the last assistant message when the transcript ends
-            in one) or "chat" (every env observation is a user message).
+            in one), "chat" (every env observation is a user message) or "tools" (the model
+            acts through function calls; the turn's `tool_calls` carry them).
         stop_sequences: where generation must stop so the env can run code
             (`env.stop_sequences`).
         episode: which episode this is; None when the caller does not say.
+        tools: the function schemas to offer the model (`env.tools`), given in the tools
+            rendering only. A backend that cannot call functions raises PolicyError.
         Raises PolicyError when no turn can be produced.
         """
 
@@ -138,17 +152,30 @@ class Policy(abc.ABC):
         """Release connections or engines; the default holds none."""
 
 
-def chat_messages(messages: Sequence[Message | Mapping[str, Any]]) -> list[dict[str, str]]:
-    """Role/content dicts for a chat API, consecutive assistant pieces merged (as_chat)."""
+def chat_messages(messages: Sequence[Message | Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Role/content dicts for a chat API, consecutive assistant pieces merged (as_chat); tool
+    calls and tool results keep their fields."""
     transcript = Transcript()
     for message in map(Message.coerce, messages):
-        transcript.append(message.role, message.content, message.source, message.turn)
+        transcript.add(message)
     return transcript.as_chat()
 
 
-def continues_assistant(chat: Sequence[Mapping[str, str]]) -> bool:
-    """Whether the next generation continues the last message (it is the assistant's)."""
-    return bool(chat) and chat[-1]["role"] == "assistant"
+def continues_assistant(chat: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether the next generation continues the last message (it is the assistant's and
+    made no tool calls: a message that called a tool is finished)."""
+    return bool(chat) and chat[-1]["role"] == "assistant" and not chat[-1].get("tool_calls")
+
+
+def refuse_tools(policy: Policy, tools: Sequence[Mapping[str, Any]] | None) -> None:
+    """Raise PolicyError when a backend that cannot call functions is asked to."""
+    if tools:
+        raise PolicyError(
+            f"the {policy.name} policy cannot call functions (rendering='tools'); serve the "
+            "model with an OpenAI-compatible server that parses tool calls (vLLM: "
+            "--enable-auto-tool-choice --tool-call-parser hermes) and use --policy openai, "
+            "or use rendering='inline' or 'chat'"
+        )
 
 
 def policy_turn_count(messages: Sequence[Message | Mapping[str, Any]]) -> int:

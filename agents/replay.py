@@ -27,6 +27,8 @@ from or_env.problems import Problem
 from or_env.transcript import Message
 
 Key = tuple[str, int]
+#: A recorded turn: its text, or (tools rendering) the assistant message with its tool calls.
+Turn = str | Mapping[str, Any]
 
 
 class ReplayPolicy(Policy):
@@ -35,7 +37,7 @@ class ReplayPolicy(Policy):
     name = "replay"
 
     def __init__(
-        self, turns: Mapping[Key, Sequence[str]], *, source: str = "", label: str | None = None
+        self, turns: Mapping[Key, Sequence[Turn]], *, source: str = "", label: str | None = None
     ) -> None:
         self.turns = {key: list(texts) for key, texts in turns.items()}
         self.source = source
@@ -45,7 +47,7 @@ class ReplayPolicy(Policy):
     def from_jsonl(cls, path: str | Path, *, label: str | None = None) -> ReplayPolicy:
         """Recorded turns from a JSONL file (formats in the module doc)."""
         path = Path(path)
-        turns: dict[Key, dict[int, str]] = {}
+        turns: dict[Key, dict[int, Turn]] = {}
         with path.open(encoding="utf-8") as handle:
             for number, line in enumerate(handle, 1):
                 if not line.strip():
@@ -96,6 +98,7 @@ class ReplayPolicy(Policy):
         rendering: str,
         stop_sequences: Sequence[str],
         episode: EpisodeKey | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
     ) -> PolicyTurn:
         if episode is None:
             raise PolicyError("ReplayPolicy needs the episode key (problem id and sample)")
@@ -112,8 +115,17 @@ class ReplayPolicy(Policy):
                 f"the recording of problem {key[0]!r} sample {key[1]} has {len(recorded)} "
                 f"turn(s); the episode asked for turn {index + 1}"
             )
-        text = recorded[index]
-        return PolicyTurn(text=text, reasoning=split_think(text)[0], finish_reason="replay")
+        turn = recorded[index]
+        if isinstance(turn, Mapping):  # a recorded tool-calling message
+            text = str(turn.get("content") or "")
+            calls = [dict(call) for call in turn.get("tool_calls") or ()]
+            return PolicyTurn(
+                text=text,
+                reasoning=split_think(text)[0],
+                finish_reason="replay",
+                tool_calls=calls,
+            )
+        return PolicyTurn(text=turn, reasoning=split_think(turn)[0], finish_reason="replay")
 
     def describe(self) -> dict[str, Any]:
         described = {"policy": self.name, "source": self.source, "episodes": len(self.turns)}
@@ -122,13 +134,20 @@ class ReplayPolicy(Policy):
         return described
 
 
-def _texts_of(row: Mapping[str, Any]) -> list[str]:
+def _recorded(message: Mapping[str, Any]) -> Turn:
+    """A policy message of an episode record as a turn to replay."""
+    if message.get("tool_calls") is not None:
+        return {"content": message.get("content") or "", "tool_calls": message["tool_calls"]}
+    return str(message["content"])
+
+
+def _texts_of(row: Mapping[str, Any]) -> list[Turn]:
     if "messages" in row:  # an episode record (its "turns" is a count)
-        return [m["content"] for m in row["messages"] if m.get("source") == "policy"]
+        return [_recorded(m) for m in row["messages"] if m.get("source") == "policy"]
     if "turns" in row:
         texts = row["turns"]
-        if not (isinstance(texts, list) and all(isinstance(t, str) for t in texts)):
-            raise TypeError('"turns" must be a list of strings')
+        if not (isinstance(texts, list) and all(isinstance(t, str | dict) for t in texts)):
+            raise TypeError('"turns" must be a list of strings (or of tool-calling messages)')
         return list(texts)
     if isinstance(row.get("text"), str):
         return [row["text"]]

@@ -234,13 +234,16 @@ class RolloutRunner:
                         rendering=inner.rendering,
                         stop_sequences=inner.stop_sequences,
                         episode=key,
+                        **({"tools": inner.tools} if inner.rendering == "tools" else {}),
                     )
                 except ContextLengthError as exc:
                     reason, info["context_error"] = "context_length", str(exc)
                     break
                 policy_s += turn.latency_s
                 env_start = time.perf_counter()
-                _, reward, terminated, truncated, info = await env.astep(turn.text)
+                _, reward, terminated, truncated, info = await env.astep(
+                    turn.action(inner.rendering)
+                )
                 env_elapsed = time.perf_counter() - env_start
                 env_s += env_elapsed
                 steps.append(_step_record(turn, info, env_elapsed))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agents.batching import MicroBatcher
-from agents.policy import EpisodeKey, Policy, PolicyTurn, chat_messages
+from agents.policy import EpisodeKey, Policy, PolicyTurn, chat_messages, refuse_tools
 from agents.reasoning import split_think
 from agents.templating import cut_at_stop, plain_prompt, render_prompt, require
 from or_env.transcript import Message
@@ -119,7 +119,9 @@ class TransformersPolicy(Policy):
         rendering: str,
         stop_sequences: Sequence[str],
         episode: EpisodeKey | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
     ) -> PolicyTurn:
+        refuse_tools(self, tools)
         prompt = self._prompt(chat_messages(messages))
         start = time.perf_counter()
         generation = await self._batcher.submit((prompt, tuple(stop_sequences)))

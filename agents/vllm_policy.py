@@ -23,6 +23,7 @@ from agents.policy import (
     Policy,
     PolicyTurn,
     chat_messages,
+    refuse_tools,
     turn_seed,
 )
 from agents.reasoning import split_think
@@ -99,7 +100,9 @@ class VLLMPolicy(Policy):
         rendering: str,
         stop_sequences: Sequence[str],
         episode: EpisodeKey | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
     ) -> PolicyTurn:
+        refuse_tools(self, tools)
         chat = chat_messages(messages)
         prompt = render_prompt(chat, self.tokenizer, self.chat_template_kwargs)
         seed = turn_seed(episode, messages)

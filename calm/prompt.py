@@ -15,6 +15,7 @@ from typing import Any
 
 from calm.taxonomy import CATEGORY_TITLES, Taxonomy
 from or_env.protocol import clip_text
+from or_env.tool_calls import describe_tool_calls
 from or_env.transcript import Message
 
 DEFAULT_MAX_MESSAGE_CHARS = 20_000
@@ -95,7 +96,10 @@ def render_trajectory(
             heading = f"### Hint inserted {where} (an earlier intervention)"
         else:
             heading = f"### Turn {message.turn} (environment: execution output or feedback)"
-        text, _ = clip_text(message.content.strip("\n"), max_message_chars)
+        content = message.content.strip("\n")
+        if message.tool_calls:
+            content = "\n\n".join(filter(None, [content, describe_tool_calls(message.tool_calls)]))
+        text, _ = clip_text(content, max_message_chars)
         blocks.append(f"{heading}\n{text}")
     return "\n\n".join(blocks) if blocks else "(the solver has not written anything yet)"
 

@@ -9,8 +9,9 @@ On a flaw at policy turn t (turns as the env numbers them, 1 = the first `step`)
 wrapper rewinds the env to turn t - 1 (`env.rewind`), so turn t and everything after it
 are dropped, and inserts the hint exactly where turn t began (`env.inject(text,
 source="intervener")`): in the inline rendering it continues the assistant turn, in the
-chat rendering it is a user message. The step then returns the hint text as the
-observation, reward 0, `terminated=False, truncated=False`, and `info["intervention"]`
+chat and tools renderings it is a user message. The step then returns the hint text as the
+observation (in the tools rendering, that user message as a one-message list), reward 0,
+`terminated=False, truncated=False`, and `info["intervention"]`
 (flawed turn, flaw type, hint, the outcome that was discarded, the dropped messages);
 `info["rewound_to"]` is t - 1. The policy continues from the env's transcript, which now
 ends in the hint (the agents runner builds every request from `env.transcript`).
@@ -23,7 +24,7 @@ episode stopped before the trigger, e.g. the context length ran out). `info["cal
 lists every intervention and judgement; `record_fields()` hands the same to the rollout
 runner's episode record.
 
-Works with both renderings and every policy backend; `step` uses the intervener's
+Works with every rendering and every policy backend; `step` uses the intervener's
 synchronous `judge`, `astep` awaits `ajudge` (the env's execution and the judge's request
 never block the event loop).
 """
@@ -36,13 +37,13 @@ import gymnasium as gym
 
 from calm.intervener import BaseIntervener, Judgement
 from calm.prompt import JudgeContext
-from or_env.env import ORModelingEnv
+from or_env.env import Action, Observation, ORModelingEnv
 from or_env.info import END_KEYS
 
 TRIGGERS = ("end", "execution")
-DEFAULT_HINT_TEMPLATES = {"inline": "{hint}\n\n", "chat": "{hint}"}
+DEFAULT_HINT_TEMPLATES = {"inline": "{hint}\n\n", "chat": "{hint}", "tools": "{hint}"}
 
-StepResult = tuple[str, float, bool, bool, dict[str, Any]]
+StepResult = tuple[Observation, float, bool, bool, dict[str, Any]]
 
 
 class CALMWrapper(gym.Wrapper):
@@ -54,7 +55,7 @@ class CALMWrapper(gym.Wrapper):
         max_interventions: hints per episode at most (the paper uses 5).
         trigger: "end" or "execution" (see the module doc).
         hint_template: how a hint is written into the transcript ("{hint}" is replaced);
-            default: "{hint}\\n\\n" inline, "{hint}" in the chat rendering.
+            default: "{hint}\\n\\n" inline, "{hint}" in the chat and tools renderings.
     """
 
     def __init__(
@@ -109,7 +110,7 @@ class CALMWrapper(gym.Wrapper):
             obs, info = await areset(seed=seed, options=options)
         return obs, self._after_reset(info)
 
-    def step(self, action: str) -> StepResult:
+    def step(self, action: Action) -> StepResult:
         result = self.env.step(action)
         self._steps += 1
         kind = self._trigger_kind(result)
@@ -117,7 +118,7 @@ class CALMWrapper(gym.Wrapper):
             return self._passthrough(result)
         return self._apply(result, kind, self.intervener.judge(self._context(result)))
 
-    async def astep(self, action: str) -> StepResult:
+    async def astep(self, action: Action) -> StepResult:
         """`step` for asyncio code: the execution and the judge's request are awaited."""
         astep = getattr(self.env, "astep", None)
         if astep is None:
@@ -208,7 +209,9 @@ class CALMWrapper(gym.Wrapper):
         dropped = [m.to_dict() for m in core.transcript.messages if m.turn >= turn]
         core.rewind(turn - 1)
         text = self._hint_text(verdict.hint)
-        observation = core.inject(text, source="intervener")
+        observation: Observation = core.inject(text, source="intervener")
+        if core.rendering == "tools":
+            observation = [{"role": "user", "content": text}]
         record = {
             "index": len(self.interventions) + 1,
             "step": self._steps,

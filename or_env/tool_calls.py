@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -372,3 +372,32 @@ class ToolCallProtocol(EpisodeProtocol):
             return None
         verdict = grade_answer_content(plan.answer, ground_truth, preset=tolerance)
         return Ending("answered", verdict.raw_answer, verdict, verdict.raw_answer)
+
+
+def describe_tool_calls(tool_calls: Sequence[Mapping[str, Any]]) -> str:
+    """Tool calls as text for a reader (a judge, a log): a run_python call as the ```python
+    block it stands for, any other call as `name(arguments)`."""
+    parts = []
+    for call in tool_calls:
+        function = call.get("function") if isinstance(call, Mapping) else None
+        if not isinstance(function, Mapping):
+            parts.append(f"(a malformed tool call: {call!s:.200})")
+            continue
+        name, arguments = function.get("name"), function.get("arguments")
+        decoded = arguments
+        if isinstance(arguments, str):
+            try:
+                decoded = json.loads(arguments)
+            except ValueError:
+                decoded = None
+        if (
+            name == RUN_PYTHON
+            and isinstance(decoded, Mapping)
+            and isinstance(decoded.get("code"), str)
+        ):
+            parts.append(f"[{RUN_PYTHON}]\n```python\n{decoded['code']}\n```")
+        elif name == SUBMIT_ANSWER and isinstance(decoded, Mapping) and "answer" in decoded:
+            parts.append(f"[{SUBMIT_ANSWER}] {decoded['answer']}")
+        else:
+            parts.append(f"[{name}] {arguments}")
+    return "\n\n".join(parts)

@@ -39,7 +39,9 @@ class ScriptedOpenAIServer:
     """An OpenAI-compatible HTTP server whose model is a scripted Python function.
 
     `responder(request_body)` returns the full text the "model" would generate (or a dict
-    with `content` and `reasoning_content`); the server cuts it at the first stop sequence.
+    with `content`, `reasoning_content` and `tool_calls`, a list of {"name", "arguments"}
+    that the server answers in OpenAI's shape, as a tool parser would); the server cuts the
+    text at the first stop sequence.
     Requests are validated as vLLM validates them, plus one stricter rule that catches
     policy bugs: a transcript ending in an assistant message must be continued
     (`continue_final_message=True`), never answered with a new turn.
@@ -107,6 +109,7 @@ class ScriptedOpenAIServer:
             if isinstance(reply, dict)
             else (reply, None)
         )
+        calls = reply.get("tool_calls") if isinstance(reply, dict) else None
         content, stop_reason = self._apply_stop(content or "", body.get("stop") or [])
         usage = {
             "prompt_tokens": len(json.dumps(body.get("messages") or body.get("prompt")).split()),
@@ -118,6 +121,17 @@ class ScriptedOpenAIServer:
             message = {"role": "assistant", "content": content}
             if reasoning is not None:
                 message["reasoning_content"] = reasoning
+            if calls:
+                message["tool_calls"] = [
+                    {
+                        "id": f"chatcmpl-tool-{len(self.requests)}-{i}",
+                        "type": "function",
+                        "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])},
+                    }
+                    for i, c in enumerate(calls)
+                ]
+                message["content"] = content or None
+                choice["finish_reason"] = "tool_calls"
             choice["message"] = message
             kind = "chat.completion"
         else:
@@ -147,8 +161,27 @@ class ScriptedOpenAIServer:
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             return "messages must be a non-empty list"
+        tools = body.get("tools")
+        if tools is not None and not (
+            isinstance(tools, list) and all(t.get("type") == "function" for t in tools)
+        ):
+            return "tools must be a list of function schemas"
+        open_calls: set[str] = set()
         for m in messages:
-            if m.get("role") not in ("system", "user", "assistant") or not isinstance(
+            role = m.get("role")
+            if role == "tool":
+                if m.get("tool_call_id") not in open_calls or not isinstance(m.get("content"), str):
+                    return f"tool message answers no call of the previous message: {m!r}"
+                open_calls.discard(m["tool_call_id"])
+                continue
+            if open_calls:
+                return f"tool calls {sorted(open_calls)} were not answered before {role!r}"
+            if role == "assistant" and m.get("tool_calls"):
+                for call in m["tool_calls"]:
+                    if not isinstance(call["function"]["arguments"], str):
+                        return "tool call arguments must be a JSON string"
+                open_calls = {call["id"] for call in m["tool_calls"]}
+            elif role not in ("system", "user", "assistant") or not isinstance(
                 m.get("content"), str
             ):
                 return f"bad message {m!r}"
