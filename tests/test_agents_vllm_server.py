@@ -56,7 +56,10 @@ def tiny_model(ml_venv: Path) -> Path:
 @pytest.fixture(scope="session")
 def server(ml_venv: Path, tiny_model: Path, tmp_path_factory) -> Iterator[VLLMServer]:
     log_dir = tmp_path_factory.mktemp("vllm-server")
-    server = VLLMServer(ml_venv, tiny_model, log_dir).start(deadline_s=START_DEADLINE_S)
+    # The tool parser serves the tools rendering (it only acts on requests that offer tools).
+    tool_parser = ["--enable-auto-tool-choice", "--tool-call-parser", "hermes"]
+    server = VLLMServer(ml_venv, tiny_model, log_dir, extra_args=tool_parser)
+    server.start(deadline_s=START_DEADLINE_S)
     yield server
     server.stop()  # raises if any of its processes survive
 
@@ -419,3 +422,44 @@ def test_seed_none_keeps_a_chunked_prefill_cpu_engine_alive(chunking_server) -> 
     errors = [t for t in seeded if isinstance(t, PolicyError)]
     assert errors and "EngineCore" in str(errors[0]), seeded
     assert "CPU Generator does not use offset" in chunking_server.log_path.read_text()
+
+
+# ------------------------------------------------------------------ tools rendering
+def test_tools_rendering_against_a_server_with_a_tool_parser(server, sandbox) -> None:
+    """vLLM takes the env's tool schemas, its tool-call and tool messages, and its parser's
+    reply (random weights write text, never a call) becomes the env's format feedback."""
+    policy = make_policy(server)
+    (record,) = run_episodes(policy, sandbox, SAMPLE[:1], rendering="tools", max_turns=2)
+    assert record["status"] == "ok", record["error"]
+    assert record["termination_reason"] == "max_turns"
+    path, body, reply = policy.exchanges[0]
+    assert path == "/chat/completions" and body["tool_choice"] == "auto"
+    assert [t["function"]["name"] for t in body["tools"]] == ["run_python", "submit_answer"]
+    assert reply["choices"][0]["message"].get("tool_calls") in (None, [])
+    feedback = [m for m in record["messages"] if m["role"] == "user"][1]
+    assert "no tool call" in feedback["content"]
+
+    # A transcript holding a call and its result, as the env writes them, is accepted.
+    call = {
+        "id": "call_1_0",
+        "type": "function",
+        "function": {"name": "run_python", "arguments": '{"code": "print(1)"}'},
+    }
+    history = [
+        *record["messages"][:2],
+        {"role": "assistant", "content": "", "source": "policy", "turn": 1, "tool_calls": [call]},
+        {
+            "role": "tool",
+            "content": "1",
+            "source": "env",
+            "turn": 1,
+            "tool_call_id": "call_1_0",
+            "name": "run_python",
+        },
+    ]
+    turn = asyncio.run(
+        policy.act(history, rendering="tools", stop_sequences=[], tools=body["tools"])
+    )
+    assert turn.tool_calls == [] and turn.completion_tokens
+    sent = policy.exchanges[-1][1]["messages"]
+    assert sent[2]["tool_calls"] == [call] and sent[3]["tool_call_id"] == "call_1_0"
