@@ -374,3 +374,51 @@ def test_ten_thousand_episodes_open_and_filter_quickly(
         assert timings[key] < 2000, timings
     assert 0 < timings["searched_episodes"] <= timings["filtered_episodes"] < 10_000
     assert_safe(page)
+
+
+# ---------------------------------------------------------------------------- tools rendering
+HOSTILE_CODE = "print('<img src=x onerror=\"document.documentElement.setAttribute(1,1)\">')"
+
+
+def make_tools_run(out: Path) -> Path:
+    """An eval run in the tools rendering, replayed: a hostile program, then an answer."""
+    from or_env import load_problems
+    from or_env.cli import main
+
+    sample = load_problems("sample")[0]
+
+    def call(call_id: str, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        encoded = json.dumps(arguments)
+        return {"id": call_id, "type": "function", "function": {"name": name, "arguments": encoded}}
+
+    turns = [
+        {"content": "Run it.", "tool_calls": [call("a", "run_python", {"code": HOSTILE_CODE})]},
+        {"content": "", "tool_calls": [call("b", "submit_answer", {"answer": "<b>7</b>"})]},
+    ]
+    replay = out.parent / f"{out.name}-replay.jsonl"
+    replay.write_text(json.dumps({"problem_id": sample.id, "turns": turns}) + "\n")
+    args = ["eval", "--policy", "replay", "--replay", str(replay), "--benchmarks", "sample"]
+    args += ["--limit", "1", "--rendering", "tools", "--sandbox", "local", "--no-progress"]
+    assert main([*args, "--out", str(out)]) == 0
+    return out
+
+
+def test_tool_calls_and_results_are_shown_as_text(browser, page: Page, tmp_path: Path) -> None:
+    run = make_tools_run(tmp_path / "tools-run")
+    html = write_view(run, tmp_path / "tools.html")
+    open_page(page, html)
+    click(page, "#episode-rows tr")
+    wait_view(page, "episode")
+    calls = page.evaluate(
+        "Array.from(document.querySelectorAll('#trajectory .tool-call'))"
+        ".map(function (b) { return [b.dataset.tool, b.textContent]; })"
+    )
+    assert [tool for tool, _ in calls] == ["run_python", "submit_answer"]
+    assert HOSTILE_CODE in calls[0][1] and "submit_answer: <b>7</b>" in calls[1][1]
+    # The tool result is the program's output, in an output block, as text.
+    output = text(page, "#trajectory .code.lang-output pre.src")
+    assert '<img src=x onerror="document.documentElement.setAttribute(1,1)">' in output
+    assert page.evaluate("document.querySelectorAll('#app img, #app b').length") == 0
+    screenshot(page, tmp_path, "viewer-tools-episode.png")
+    page.browser.pump(0.3)
+    assert_safe(page)

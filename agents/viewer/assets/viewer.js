@@ -629,8 +629,36 @@
       details.appendChild(textBlock(step.reasoning, "think-text"));
       card.appendChild(details);
     }
-    card.appendChild(renderContent(message.content || "", envStep ? execNote(envStep.execution) : null));
+    var note = envStep ? execNote(envStep.execution) : null;
+    if (message.role === "tool") {
+      // A tool result (tools rendering): the program's output, shown as an output block.
+      card.appendChild(el("div", { class: "content" }, codeBlock("output", message.content || "", note)));
+    } else if (message.content || !message.tool_calls) {
+      card.appendChild(renderContent(message.content || "", note));
+    }
+    (message.tool_calls || []).forEach(function (call) { card.appendChild(toolCallBlock(call)); });
     return card;
+  }
+
+  function toolCallBlock(call) {
+    var fn = (call && call.function) || {};
+    var args = fn.arguments;
+    var parsed = null;
+    if (typeof args === "string") {
+      try { parsed = JSON.parse(args); } catch (e) { parsed = null; }
+    } else if (args && typeof args === "object") {
+      parsed = args;
+    }
+    var box = el("div", { class: "content tool-call", "data-tool": String(fn.name || "") });
+    box.appendChild(el("div", { class: "muted", text: "tool call " + String(fn.name || "(no name)") + (call && call.id ? " · " + call.id : "") }));
+    if (fn.name === "run_python" && parsed && typeof parsed.code === "string") {
+      box.appendChild(codeBlock("python", parsed.code, null));
+    } else if (fn.name === "submit_answer" && parsed && parsed.answer !== undefined) {
+      box.appendChild(el("div", { class: "mono submitted", text: "submit_answer: " + String(parsed.answer) }));
+    } else {
+      box.appendChild(textBlock(typeof args === "string" ? args : JSON.stringify(args)));
+    }
+    return box;
   }
 
   function gradeCard(rec) {
