@@ -15,7 +15,13 @@ stay out of the loss, it must be a message of its own with a non-assistant role.
   inline rendering, outputs and hints sit inside assistant messages and verl trains on them
   too (the format cannot mask them); with the chat rendering it equals "split".
 
-No `tools` column is written: code runs from fenced blocks in the text, not tool calls.
+A run in the env's tools rendering keeps its calls: each policy message carries its
+`tool_calls`, and each tool result is a message of role "tool" (with `tool_call_id` and
+`name`), which verl keeps out of the loss like any non-assistant role; the parquet's message
+struct then has those fields too. No `tools` column is written (verl would pass it to the
+chat template as is, and a parquet struct cannot hold the two JSON schemas without merging
+them): the tools rendering's system prompt, which every trajectory starts with, describes
+both tools.
 For Qwen3-family chat templates, which drop earlier `<think>` blocks, train with
 `data.ignore_input_ids_mismatch=True` (verl checks the per-message tokenization against the
 whole conversation).
@@ -28,7 +34,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from or_env.transcript import Transcript
+from or_env.transcript import Message, Transcript
 
 LAYOUTS = ("split", "rendered")
 # Columns besides `messages`: scalars verl ignores, kept for filtering and tracing.
@@ -42,22 +48,34 @@ def sft_messages(messages: Sequence[Mapping[str, Any]], layout: str = "split") -
     if layout == "rendered":
         transcript = Transcript()
         for m in messages:
-            transcript.append(m["role"], m["content"], m.get("source", "env"), m.get("turn", 0))
+            transcript.add(Message.coerce(m))
         return transcript.as_chat()
-    out: list[dict[str, str]] = []
-    for m in messages:
-        source, turn = m.get("source", "env"), int(m.get("turn", 0))
-        if turn == 0 and source == "env":
-            role = m["role"]  # the system prompt and the problem statement
-        elif source == "policy":
+    out: list[dict[str, Any]] = []
+    for m in map(Message.coerce, messages):
+        if m.turn == 0 and m.source == "env":
+            role = m.role  # the system prompt and the problem statement
+        elif m.source == "policy":
             role = "assistant"
+        elif m.role == "tool":
+            role = "tool"  # a tool result: context, not trained, and tied to its call
         else:
             role = "user"  # execution output, format feedback, a hint: context, not trained
-        if out and role == "assistant" and out[-1]["role"] == "assistant":
-            out[-1]["content"] += m["content"]
+        mergeable = m.tool_calls is None and role == "assistant"
+        if mergeable and out and out[-1]["role"] == "assistant" and "tool_calls" not in out[-1]:
+            out[-1]["content"] += m.content
         else:
-            out.append({"role": role, "content": m["content"]})
+            message = m.chat_dict()
+            message["role"] = role
+            out.append(message)
     return out
+
+
+def _has_tool_fields(rows: Sequence[Mapping[str, Any]]) -> bool:
+    return any(
+        "tool_calls" in message or "tool_call_id" in message
+        for row in rows
+        for message in row["messages"]
+    )
 
 
 def sft_row(record: Mapping[str, Any], layout: str = "split") -> dict[str, Any]:
@@ -80,7 +98,16 @@ def write_sft_parquet(
     import pyarrow.parquet as pq
 
     rows = [sft_row(record, layout) for record in records]
-    message = pa.struct([("role", pa.string()), ("content", pa.string())])
+    fields = [("role", pa.string()), ("content", pa.string())]
+    if _has_tool_fields(rows):
+        function = pa.struct([("name", pa.string()), ("arguments", pa.string())])
+        call = pa.struct([("id", pa.string()), ("type", pa.string()), ("function", function)])
+        fields += [
+            ("tool_calls", pa.list_(call)),
+            ("tool_call_id", pa.string()),
+            ("name", pa.string()),
+        ]
+    message = pa.struct(fields)
     schema = pa.schema(
         [
             ("messages", pa.list_(message)),

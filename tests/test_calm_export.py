@@ -8,6 +8,7 @@ and a tiny byte-level BPE tokenizer with a ChatML template, trained here (no hub
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from test_calm_wrapper import (
     verdict,
 )
 
+from agents.policy import Policy, PolicyTurn
 from agents.runner import RolloutRunner, plan_episodes
 from calm.export import sft_messages, write_sft_parquet
 from calm.report import summarize
@@ -30,6 +32,7 @@ from calm.tokens import TextMeter
 from calm.wrapper import CALMWrapper
 from or_env.env import ORModelingEnv
 from or_env.sandbox.local import LocalSandbox
+from or_env.transcript import Message
 
 HINT = "Wait, I should check the expression against the statement."
 
@@ -190,3 +193,88 @@ def test_verl_multiturn_sft_dataset_reads_the_export(records, tmp_path: Path) ->
     assert summary["unit"] == "tokens" and "tiny-chatml" in summary["unit_label"]
     hint_tokens = len(tokenizer.encode(HINT + "\n\n", add_special_tokens=False))
     assert summary["totals"]["hint_units_kept"] == 2 * hint_tokens  # one hint per episode
+
+
+# ------------------------------------------------------------------ tools rendering
+TOOLS_CODE_WRONG = "print(5 + 8)"
+TOOLS_CODE_OK = "print(5 + 7)"
+
+
+class ScriptedToolReasoner(Policy):
+    """A scripted tool-calling reasoner: it slips before a hint, runs the right program after
+    one, and submits what its program printed."""
+
+    name = "scripted-tool-reasoner"
+
+    async def act(self, messages, *, rendering, stop_sequences, episode=None, tools=None):
+        assert tools, "the runner offers the env's tools in the tools rendering"
+        messages = [Message.coerce(m) for m in messages]
+        last = messages[-1]
+        turn = len([m for m in messages if m.source == "policy"])
+        if last.role == "tool":
+            call = {"name": "submit_answer", "arguments": json.dumps({"answer": last.content})}
+        else:
+            hinted = any(m.source == "intervener" for m in messages)
+            code = TOOLS_CODE_OK if hinted else TOOLS_CODE_WRONG
+            call = {"name": "run_python", "arguments": json.dumps({"code": code})}
+        calls = [{"id": f"t{turn}", "type": "function", "function": call}]
+        return PolicyTurn(text="", tool_calls=calls)
+
+
+def test_tools_records_keep_their_calls_and_results_out_of_the_loss(tmp_path: Path) -> None:
+    judge = ScriptedIntervener(
+        lambda c: FLAWLESS if c.outcome["correct"] else verdict(1, "code_model_mismatch", HINT)
+    )
+    with LocalSandbox(workers=1) as box:
+        runner = RolloutRunner(
+            ScriptedToolReasoner(),
+            env_factory=lambda spec: CALMWrapper(
+                ORModelingEnv([spec.problem], sandbox=box, rendering="tools"), judge
+            ),
+            progress=False,
+        )
+        (record,) = runner.run(plan_episodes([PROBLEM], samples=1))
+    assert record["correct"] and record["calm"]["final"] == "flawless"
+    split = sft_messages(record["messages"], "split")
+    assert [m["role"] for m in split] == [
+        "system", "user", "user", "assistant", "tool", "assistant",
+    ]  # fmt: skip
+    assert split[2]["content"] == HINT
+    assert json.loads(split[3]["tool_calls"][0]["function"]["arguments"]) == {"code": TOOLS_CODE_OK}
+    call_id = split[3]["tool_calls"][0]["id"]
+    assert split[4] == {
+        "role": "tool",
+        "content": "12",
+        "tool_call_id": call_id,
+        "name": "run_python",
+    }
+
+    path = tmp_path / "sft.parquet"
+    write_sft_parquet([record], path)
+    (row,) = pq.read_table(path).to_pylist()
+    assert row["messages"][3]["tool_calls"][0]["id"] == call_id
+    assert (
+        row["messages"][4]["tool_call_id"] == call_id and row["messages"][0]["tool_calls"] is None
+    )
+
+    dataset_module = pytest.importorskip("verl.utils.dataset.multiturn_sft_dataset")
+    tokenizer = tiny_chatml_tokenizer()
+    # A template that writes calls as Qwen's do (<tool_call>{json}</tool_call>).
+    tokenizer.chat_template = (
+        "{% for message in messages %}"
+        "{{ '<|im_start|>' + message['role'] + '\\n' + (message['content'] or '') }}"
+        "{% for call in message['tool_calls'] or [] %}"
+        "{{ '<tool_call>' + call['function']['arguments'] + '</tool_call>' }}"
+        "{% endfor %}{{ '<|im_end|>\\n' }}{% endfor %}"
+        "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+    )
+    config = {"max_length": 2048, "truncation": "error", "pad_mode": "no_padding"}
+    item = dataset_module.MultiTurnSFTDataset(str(path), tokenizer, config)[0]
+    ids, mask = item["input_ids"].tolist(), item["loss_mask"].tolist()
+    trained = tokenizer.decode([t for t, m in zip(ids, mask, strict=True) if m])
+    context = tokenizer.decode([t for t, m in zip(ids, mask, strict=True) if not m])
+    # The calls are trained; the tool result and the hint are context.
+    assert json.dumps({"code": TOOLS_CODE_OK}) in trained
+    assert json.dumps({"answer": "12"}) in trained
+    assert HINT not in trained and HINT in context
+    assert "<|im_start|>tool\n12" in context and "tool\n12" not in trained
