@@ -2,8 +2,11 @@
 
 Registered with the `or-env` command through the "or_env.cli" entry-point group; this module
 imports nothing heavy at import time, because every `or-env` invocation loads it. It also
-holds the options `or-env eval` and `or-env calm curate` share (defaults read from the
-configs, `agents.run_folder`); the help formatter and argument types are `or_env.cli`'s.
+holds what `or-env eval` and `or-env calm curate` share: their options, each a flag for a key
+of the command's run config (`config_option`; defaults from the run config's sections,
+`agents.run_folder`), `--config` and the dot-list overrides (`add_config_arguments`), and
+their resolution (`resolve_run_config`, `or_env.run_config`). The help formatter and
+argument types are `or_env.cli`'s.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ from or_env.cli import (
 
 logger = logging.getLogger("agents.cli")
 
-POLICIES = ("openai", "replay", "vllm", "transformers")
 # `--replay orlm`: the recorded ORLM-LLaMA-3-8B responses carried by the "orlm-hf" versions.
 REPLAY_ALIASES = {"orlm": ("meta:en_math_model_coptpy_code", "ORLM-LLaMA-3-8B (replay)")}
 # Tokens per generated turn when --max-tokens is not given.
@@ -41,9 +43,28 @@ EPILOG = """examples:
       --version orlm-hf --protocol direct --direct-rule orlm --tolerance orlm --prompt orlm \\
       --out runs/orlm-replay
 
+  # the paper's setting from a run config, two keys overridden
+  or-env eval --config configs/eval-qwen3-4b-thinking.yaml policy.temperature=0.7 \\
+      run.out=runs/q3-t07
+
+run configs (--config FILE.yaml, KEY=VALUE overrides):
+  Every option below is also a key of the run config, in sections: policy (--policy is
+  policy.kind, --model, --base-url, --temperature, ... --label), problems (--benchmarks,
+  --version, --data-dir, --limit, --samples), env (--protocol, --direct-rule, --prompt,
+  --rendering, --tolerance, --max-turns, --max-executions, --timeout), sandbox (--sandbox
+  is sandbox.kind, --sandbox-workers is sandbox.workers) and run (--out, --concurrency,
+  --seed, --no-progress is run.progress=false, --request-timeout, --max-retries). A key
+  is set by, lowest first: its default < the --config file < its flag given on the command
+  line < a KEY=VALUE override (lists: problems.benchmarks=[nl4opt,optmath]; null: none).
+  An unknown key, a value of the wrong type or a required key left unset is an error
+  naming the key. The resolved config is saved as config.yaml in the run folder; configs/
+  holds the paper's setting.
+
 the run folder:
   Rerunning a command with the same --out resumes it (finished episodes are skipped, failed
-  ones retried); other episode settings in that folder are refused. The reports
+  ones retried); a different run config in that folder is refused, naming each key that
+  differs (problems.*, sandbox.*, run.out, run.concurrency, run.progress, run.request_timeout,
+  run.max_retries, policy.base_url and policy.label may differ). The reports
   (results.md/json/png) always describe every episode in the folder, also when this command
   plans fewer (e.g. --limit 3 into a full run's folder). Ctrl-C stops the run with exit
   status 130; the finished episodes stay.
@@ -86,128 +107,278 @@ def seed_arg(text: str) -> int | None:
         raise argparse.ArgumentTypeError(f"expected an integer or 'none', got {text!r}") from exc
 
 
-def add_problem_arguments(group: Any, config_class: type) -> None:
-    """--version, --data-dir, --limit, --samples, --out (shared by eval and calm curate)."""
-    from agents.run_folder import default_of
+def comma_list(text: str) -> list[str]:
+    """An argparse type: comma-separated names (`nl4opt,mamo-easylp`)."""
+    return [item.strip() for item in text.split(",") if item.strip()]
 
-    group.add_argument("--version", help="version for benchmarks given without one")
-    group.add_argument("--data-dir", help="benchmark data folder (default: $OR_ENV_DATA_DIR)")
-    group.add_argument(
+
+class OverridesAction(argparse._SubParsersAction):
+    """A command's positional slot: dot-list overrides of its run config (`KEY=VALUE ...`),
+    or one of its sub-commands (`or-env eval compare ...`).
+
+    argparse cannot put a positional list next to sub-commands (the list would swallow the
+    sub-command's name), so this is the sub-commands' own action: a first word holding "="
+    starts the overrides. Everything after the first override reaches it too (argparse hands
+    a sub-command the rest of the line), so the options among them are parsed again here:
+    overrides and options may come in any order.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # argparse checks the first word against the choices before calling the action.
+        self._name_parser_map = self.choices = _AnyChoice(self._name_parser_map)
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        choices = self._name_parser_map
+        choices.strict = True  # argparse refuses a name already taken by asking `in`
+        try:
+            return super().add_parser(name, **kwargs)
+        finally:
+            choices.strict = False
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        if values and dict.__contains__(self._name_parser_map, values[0]):
+            super().__call__(parser, namespace, values, option_string)
+            return
+        count = 0
+        while count < len(values) and "=" in values[count] and not values[count].startswith("-"):
+            count += 1
+        if count == 0:
+            known = ", ".join(self._name_parser_map)
+            parser.error(
+                f"expected KEY=VALUE overrides{' or one of: ' + known if known else ''}, "
+                f"got {values[0]!r}"
+            )
+        namespace.overrides = [*getattr(namespace, "overrides", []), *values[:count]]
+        if values[count:]:
+            parser.parse_args(values[count:], namespace)
+
+
+class _AnyChoice(dict):  # type: ignore[type-arg]
+    """The sub-commands, as choices that also admit any other word (see OverridesAction)."""
+
+    strict = False
+
+    def __contains__(self, key: object) -> bool:
+        return super().__contains__(key) if self.strict else True
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, commands: bool = False) -> Any:
+    """--config FILE.yaml and the positional dot-list overrides (`or_env.run_config`).
+
+    commands: the overrides share their slot with sub-commands; the sub-parsers action
+    (`add_parser`) is returned for them.
+    """
+    parser.add_argument(
+        "--config",
+        metavar="FILE.yaml",
+        help="a run config: YAML sections (see 'run configs' below and configs/)",
+    )
+    parser.set_defaults(overrides=[])
+    return parser.add_subparsers(
+        action=OverridesAction,
+        dest="analysis" if commands else "no_command",
+        required=False,
+        metavar="KEY=VALUE" + (" | ANALYSIS" if commands else ""),
+        help="dot-list overrides of the run config (`policy.temperature=0.6 env.max_turns=8`)",
+    )
+
+
+def config_option(
+    group: Any, schema: type, key: str, *flags: str, help: str, **kwargs: Any
+) -> None:
+    """A flag that sets `key` (dotted) of the run config `schema`.
+
+    It has no argparse default, so it is in the parsed namespace (under `key`) only when
+    given: a flag left out never overrides the --config file. Its help shows the schema's
+    default, and its choices are the schema's (`choices` in the field's metadata).
+    """
+    from or_env.run_config import MISSING, schema_default, schema_field
+
+    metadata = schema_field(schema, key).metadata
+    flag_like = kwargs.get("action") in ("store_true", "store_false")
+    if "choices" in metadata and not flag_like:
+        kwargs.setdefault("choices", list(metadata["choices"]))
+    default = schema_default(schema, key)
+    if not flag_like and default not in (None, MISSING, []):
+        help += f" (default: {default})"
+    group.add_argument(*flags, dest=key, default=argparse.SUPPRESS, help=help, **kwargs)
+
+
+def add_problem_arguments(group: Any, schema: type) -> None:
+    """--version, --data-dir, --limit, --samples, --out (shared by eval and calm curate)."""
+    config_option(
+        group,
+        schema,
+        "problems.version",
+        "--version",
+        help="version for benchmarks given without one",
+    )
+    config_option(
+        group,
+        schema,
+        "problems.data_dir",
+        "--data-dir",
+        help="benchmark data folder (default: $OR_ENV_DATA_DIR)",
+    )
+    config_option(
+        group,
+        schema,
+        "problems.limit",
         "--limit",
         type=nonnegative_int,
-        default=default_of(config_class, "limit"),
         help="first N problems of each benchmark; 0: all",
     )
-    group.add_argument(
+    config_option(
+        group,
+        schema,
+        "problems.samples",
         "--samples",
         type=positive_int,
-        default=default_of(config_class, "samples"),
         help="episodes per problem (pass@k for k up to this)",
     )
-    group.add_argument("--out", required=True, type=Path, help="the run folder (rerun to resume)")
+    config_option(group, schema, "run.out", "--out", help="the run folder (rerun to resume)")
 
 
-def add_env_arguments(group: Any, config_class: type) -> None:
+def add_env_arguments(group: Any, schema: type) -> None:
     """The env and sandbox options shared by eval and calm curate."""
-    from agents.run_folder import default_of
-
-    group.add_argument(
+    config_option(
+        group,
+        schema,
+        "env.rendering",
         "--rendering",
-        choices=["inline", "chat"],
-        default=default_of(config_class, "rendering"),
         help="inline: outputs continue the assistant turn; chat: they are user messages",
     )
-    group.add_argument(
+    config_option(
+        group,
+        schema,
+        "env.tolerance",
         "--tolerance",
-        default=default_of(config_class, "tolerance"),
         help="a grading preset: default, strict, sirl, orlm, ...",
     )
-    group.add_argument(
+    config_option(
+        group,
+        schema,
+        "env.max_turns",
         "--max-turns",
         type=positive_int,
-        default=default_of(config_class, "max_turns"),
         help="policy turns per episode",
     )
-    group.add_argument(
+    config_option(
+        group,
+        schema,
+        "env.max_executions",
         "--max-executions",
         type=nonnegative_int,
-        default=default_of(config_class, "max_executions"),
         help="code executions per episode",
     )
-    group.add_argument(
+    config_option(
+        group,
+        schema,
+        "env.timeout",
         "--timeout",
         type=positive_float,
-        default=default_of(config_class, "timeout"),
         help="seconds per code execution",
     )
-    group.add_argument(
+    config_option(
+        group,
+        schema,
+        "sandbox.kind",
         "--sandbox",
-        choices=["auto", "local", "docker"],
-        default=default_of(config_class, "sandbox"),
         help="where programs run (`or-env sandbox check` says what auto picks)",
     )
-    group.add_argument(
-        "--sandbox-workers", type=positive_int, help="sandbox pool size (default: per CPU)"
+    config_option(
+        group,
+        schema,
+        "sandbox.workers",
+        "--sandbox-workers",
+        type=positive_int,
+        help="sandbox pool size (default: per CPU)",
     )
 
 
-def add_running_arguments(group: Any, config_class: type) -> None:
+def add_running_arguments(group: Any, schema: type) -> None:
     """--concurrency, --seed, --no-progress, --request-timeout, --max-retries."""
-    from agents.run_folder import default_of
-
-    group.add_argument(
+    config_option(
+        group,
+        schema,
+        "run.concurrency",
         "--concurrency",
         type=positive_int,
-        default=default_of(config_class, "concurrency"),
         help="episodes in flight",
     )
-    group.add_argument(
+    config_option(
+        group,
+        schema,
+        "run.seed",
         "--seed",
         type=seed_arg,
-        default=default_of(config_class, "base_seed"),
         help="base seed of the episodes and requests, or 'none' for no request seed "
         "(see --seed below)",
     )
-    group.add_argument("--no-progress", action="store_true", help="no progress bar")
-    group.add_argument(
+    config_option(
+        group, schema, "run.progress", "--no-progress", action="store_false", help="no progress bar"
+    )
+    config_option(
+        group,
+        schema,
+        "run.request_timeout",
         "--request-timeout",
         type=positive_float,
-        default=600.0,
         help="seconds per model request, generation included",
     )
-    group.add_argument(
+    config_option(
+        group,
+        schema,
+        "run.max_retries",
         "--max-retries",
         type=nonnegative_int,
-        default=6,
         help="retries of a failed model request (429, 5xx, timeouts, connection errors)",
     )
 
 
-def run_config_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """The `RunConfig` fields from the shared options."""
-    return {
-        "out_dir": args.out,
-        "version": args.version,
-        "data_dir": args.data_dir,
-        "limit": args.limit,
-        "samples": args.samples,
-        "concurrency": args.concurrency,
-        "base_seed": 0 if args.seed is None else args.seed,
-        "rendering": args.rendering,
-        "tolerance": args.tolerance,
-        "max_turns": args.max_turns,
-        "max_executions": args.max_executions,
-        "timeout": args.timeout,
-        "sandbox": args.sandbox,
-        "sandbox_workers": args.sandbox_workers,
-        "progress": not args.no_progress,
-    }
+def resolve_run_config(
+    args: argparse.Namespace, schema: type, parser: argparse.ArgumentParser
+) -> Any:
+    """The resolved run config of a command line: defaults < --config < flags < overrides.
+
+    Required keys left unset are reported as argparse reports a missing option (usage and
+    exit status 2), naming the flags and the keys.
+    """
+    from or_env.run_config import RunConfigError, load_run_config
+
+    flags = {k: v for k, v in vars(args).items() if "." in k}
+    names = {a.dest: a.option_strings[0] for a in parser._actions if "." in a.dest}
+    try:
+        return load_run_config(schema, args.config, list(args.overrides), flags, flag_names=names)
+    except RunConfigError as exc:
+        if not exc.missing or not all(key in names for key in exc.missing):
+            raise
+        parser.error(
+            f"the following arguments are required: {', '.join(names[k] for k in exc.missing)} "
+            f"(run config keys {', '.join(exc.missing)}: set them with --config or KEY=VALUE)"
+        )
+
+
+def refuse_other_config(out_dir: Path, resolved: Any, ignore: Any, what: str) -> None:
+    """Refuse a run folder made with another run config before any server is asked (the
+    run checks it again, with the policy's own description, once the servers answer)."""
+    from agents.run_folder import EPISODES_FILE
+    from or_env.run_config import check_resume
+
+    if (out_dir / EPISODES_FILE).exists():
+        check_resume(out_dir, resolved, ignore, what=what)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `eval` sub-command to the `or-env` parser."""
-    from agents.eval import EvalConfig
-    from agents.run_folder import default_of
+    from agents.eval import EvalCommandConfig as schema
 
     p = subparsers.add_parser(
         "eval",
@@ -217,64 +388,109 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=HelpFormatter,
     )
     what = p.add_argument_group("what to evaluate")
-    what.add_argument("--policy", choices=POLICIES, default="openai", help="who writes the turns")
-    what.add_argument("--model", help="model name (openai) or path/name (vllm, transformers)")
-    what.add_argument("--benchmarks", required=True, help="comma-separated, each NAME[@VERSION]")
-    add_problem_arguments(what, EvalConfig)
-    what.add_argument("--label", help="the row name in the table (default: the model)")
+    config_option(what, schema, "policy.kind", "--policy", help="who writes the turns")
+    config_option(
+        what,
+        schema,
+        "policy.model",
+        "--model",
+        help="model name (openai) or path/name (vllm, transformers)",
+    )
+    config_option(
+        what,
+        schema,
+        "problems.benchmarks",
+        "--benchmarks",
+        type=comma_list,
+        help="comma-separated, each NAME[@VERSION]",
+    )
+    add_problem_arguments(what, schema)
+    config_option(
+        what,
+        schema,
+        "policy.label",
+        "--label",
+        help="the row name in the table (default: the model)",
+    )
 
     env = p.add_argument_group("environment")
-    env.add_argument(
+    config_option(
+        env,
+        schema,
+        "env.protocol",
         "--protocol",
-        choices=["native", "direct"],
-        default=default_of(EvalConfig, "protocol"),
         help="native: multi-turn code interpreter; direct: one response, its program runs once",
     )
-    env.add_argument(
+    config_option(
+        env,
+        schema,
+        "env.direct_rule",
         "--direct-rule",
-        choices=["default", "orlm"],
-        default=default_of(EvalConfig, "direct_rule"),
         help="direct protocol: how the answer is read from the program's output",
     )
-    env.add_argument(
-        "--prompt",
-        choices=["default", "orlm"],
-        default=default_of(EvalConfig, "prompt"),
-        help="prompt preset (orlm: ORLM's completion prompt)",
+    config_option(
+        env, schema, "env.prompt", "--prompt", help="prompt preset (orlm: ORLM's completion prompt)"
     )
-    add_env_arguments(env, EvalConfig)
+    add_env_arguments(env, schema)
 
     run = p.add_argument_group("running")
-    add_running_arguments(run, EvalConfig)
+    add_running_arguments(run, schema)
 
     gen = p.add_argument_group("policy")
-    gen.add_argument("--base-url", default="http://localhost:8000/v1", help="openai: the API root")
-    gen.add_argument("--completions", action="store_true", help="openai: use /v1/completions")
-    gen.add_argument("--tokenizer", help="chat template for --completions (name or path)")
-    gen.add_argument(
-        "--replay", help="replay: a JSONL file of turns, meta:FIELD, or 'orlm' (format below)"
+    config_option(gen, schema, "policy.base_url", "--base-url", help="openai: the API root")
+    config_option(
+        gen,
+        schema,
+        "policy.completions",
+        "--completions",
+        action="store_true",
+        help="openai: use /v1/completions",
     )
-    gen.add_argument(
+    config_option(
+        gen,
+        schema,
+        "policy.tokenizer",
+        "--tokenizer",
+        help="chat template for --completions (name or path)",
+    )
+    config_option(
+        gen,
+        schema,
+        "policy.replay",
+        "--replay",
+        help="replay: a JSONL file of turns, meta:FIELD, or 'orlm' (format below)",
+    )
+    config_option(
+        gen,
+        schema,
+        "policy.max_tokens",
         "--max-tokens",
         type=positive_int,
         help=f"tokens per generated turn (default: {DEFAULT_MAX_TOKENS}, or half the "
         "server's context when that is shorter)",
     )
-    gen.add_argument("--temperature", type=float, help="(default: the server's)")
-    gen.add_argument("--top-p", type=float, help="(default: the server's)")
-    gen.add_argument(
+    config_option(
+        gen,
+        schema,
+        "policy.temperature",
+        "--temperature",
+        type=float,
+        help="(default: the server's)",
+    )
+    config_option(
+        gen, schema, "policy.top_p", "--top-p", type=float, help="(default: the server's)"
+    )
+    config_option(
+        gen,
+        schema,
+        "policy.reasoning",
         "--reasoning",
-        choices=["merge", "separate"],
-        default="merge",
         help="a server's reasoning_content: merged into the action as <think>, or kept apart",
     )
     p.set_defaults(func=cmd_eval, eval_parser=p)
-    # `or-env eval compare|tolerance|honesty RUN_DIR...` read finished run folders; with one
-    # of them, the options of a new run (--benchmarks, --out) are not needed.
-    for action in p._actions:
-        if action.dest in ("benchmarks", "out"):
-            action.required = False
-    register_analysis(p)
+    # `or-env eval compare|tolerance|honesty RUN_DIR...` read finished run folders; they
+    # share the positional slot with the overrides of a new run.
+    register_analysis(p, add_config_arguments(p, commands=True))
 
 
 ANALYSIS_EPILOG = """Every command reads the run folders only (episodes.jsonl): nothing runs
@@ -284,9 +500,9 @@ to --out
 agents.honesty (load a folder with agents.run_analysis.load_run)."""
 
 
-def register_analysis(eval_parser: argparse.ArgumentParser) -> None:
-    """The analysis sub-commands of `or-env eval`: compare, tolerance, honesty."""
-    sub = eval_parser.add_subparsers(dest="eval_command", required=False, metavar="ANALYSIS")
+def register_analysis(eval_parser: argparse.ArgumentParser, sub: Any) -> None:
+    """The analysis sub-commands of `or-env eval`: compare, tolerance, honesty (`sub`: the
+    sub-parsers action from `add_config_arguments`)."""
 
     def add(name: str, help_: str, many: bool) -> argparse.ArgumentParser:
         parser = sub.add_parser(
@@ -435,82 +651,77 @@ def cmd_honesty(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_policy(args: argparse.Namespace, problems: list[Any]) -> Any:
-    """The policy an `or-env eval` command line asks for."""
-    if args.policy == "replay":
+def build_policy(config: Any, problems: list[Any]) -> Any:
+    """The policy an `or-env eval` run config (`agents.eval.EvalCommandConfig`) asks for."""
+    policy, run = config.policy, config.run
+    if policy.kind == "replay":
         from agents.replay import ReplayPolicy
 
-        if not args.replay:
-            raise ValueError("--policy replay needs --replay (a JSONL file, meta:FIELD or 'orlm')")
-        source, label = REPLAY_ALIASES.get(args.replay, (args.replay, None))
-        label = args.label or label
+        if not policy.replay:
+            raise ValueError(
+                "--policy replay needs --replay (a JSONL file, meta:FIELD or 'orlm'; policy.replay)"
+            )
+        source, label = REPLAY_ALIASES.get(policy.replay, (policy.replay, None))
+        label = policy.label or label
         if source.startswith("meta:"):
             field = source.removeprefix("meta:")
             return ReplayPolicy.from_problem_meta(problems, field, label=label)
         if not Path(source).is_file():
             raise ValueError(f"--replay {source}: no such file")
         return ReplayPolicy.from_jsonl(source, label=label)
-    if not args.model:
-        raise ValueError(f"--policy {args.policy} needs --model")
-    max_tokens = args.max_tokens or DEFAULT_MAX_TOKENS
-    if args.policy == "openai":
+    if not policy.model:
+        raise ValueError(f"--policy {policy.kind} needs --model (policy.model)")
+    max_tokens = policy.max_tokens or DEFAULT_MAX_TOKENS
+    if policy.kind == "openai":
         from agents.openai_policy import OpenAIPolicy
         from agents.retry import Backoff
 
         return OpenAIPolicy(
-            args.model,
-            args.base_url,
-            api="completions" if args.completions else "chat",
-            tokenizer=args.tokenizer,
+            policy.model,
+            policy.base_url,
+            api="completions" if policy.completions else "chat",
+            tokenizer=policy.tokenizer,
             max_tokens=max_tokens,
-            temperature=args.temperature,
-            top_p=args.top_p,
-            seed_requests=args.seed is not None,
-            reasoning=args.reasoning,
-            request_timeout=args.request_timeout,
-            backoff=Backoff(max_retries=args.max_retries),
-            max_connections=max(args.concurrency, 1),
+            temperature=policy.temperature,
+            top_p=policy.top_p,
+            seed_requests=run.seed is not None,
+            reasoning=policy.reasoning,
+            request_timeout=run.request_timeout,
+            backoff=Backoff(max_retries=run.max_retries),
+            max_connections=max(run.concurrency, 1),
             # The default may shrink to fit a short context; an explicit value may not.
-            max_tokens_over_context="refuse" if args.max_tokens else "clamp",
+            max_tokens_over_context="refuse" if policy.max_tokens else "clamp",
         )
-    sampling = {"max_tokens": max_tokens, "temperature": args.temperature, "top_p": args.top_p}
-    if args.policy == "vllm":
+    sampling = {"max_tokens": max_tokens, "temperature": policy.temperature, "top_p": policy.top_p}
+    if policy.kind == "vllm":
         from agents.vllm_policy import VLLMPolicy
 
-        return VLLMPolicy(args.model, **sampling)
+        return VLLMPolicy(policy.model, **sampling)
     from agents.transformers_policy import TransformersPolicy
 
-    return TransformersPolicy(args.model, **sampling)
+    return TransformersPolicy(policy.model, **sampling)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """Run the evaluation and print the table."""
-    from agents.eval import EvalConfig, load_benchmarks, run_eval
+    from agents.eval import EVAL_RESUME_MAY_DIFFER, EvalCommandConfig, load_benchmarks, run_eval
     from agents.policy import PolicyError
     from agents.run_folder import interrupted_message, saved_episodes
     from agents.runner import RunAborted
     from agents.templating import MissingPackageError
     from or_env.cli import error
 
-    missing = [o for o, v in (("--benchmarks", args.benchmarks), ("--out", args.out)) if not v]
-    if missing:
-        args.eval_parser.error(f"the following arguments are required: {', '.join(missing)}")
-    config = EvalConfig(
-        **run_config_kwargs(args),
-        benchmarks=[b for b in args.benchmarks.split(",") if b.strip()],
-        protocol=args.protocol,
-        direct_rule=args.direct_rule,
-        prompt=args.prompt,
-        label=args.label,
-    )
+    resolved = resolve_run_config(args, EvalCommandConfig, args.eval_parser)
+    config = resolved.eval_config()
+    refuse_other_config(config.out_dir, resolved, EVAL_RESUME_MAY_DIFFER, "run")
     problems = load_benchmarks(config)
     try:
-        policy = build_policy(args, problems)
+        policy = build_policy(resolved, problems)
     except MissingPackageError as exc:
         error(exc)
         return 2
     try:
-        result = run_eval(policy, config, problems)
+        result = run_eval(policy, config, problems, resolved=resolved)
     except KeyboardInterrupt:
         sys.stderr.write(interrupted_message(config.out_dir) + "\n")
         return EXIT_INTERRUPTED

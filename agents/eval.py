@@ -4,14 +4,16 @@
 problems, plays `samples` episodes per problem with `RolloutRunner` (resumable: rerunning
 the same command continues an interrupted run), scores them (`agents.metrics`) and writes
 the reports (`agents.report`) of every episode in the run folder (`agents.run_folder`).
-`or-env eval` is its command line.
+`or-env eval` is its command line; its run config (`--config FILE.yaml`, flags, overrides;
+`or_env.run_config`) is `EvalCommandConfig`, whose sections become an `EvalConfig` and the
+policy (`EvalCommandConfig.eval_config`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +24,23 @@ from agents.run_folder import (
     CONFIG_FILE,
     EPISODES_FILE,
     EVAL_TIMEOUT_S,
+    RESUME_MAY_DIFFER,
+    EnvSection,
+    ProblemsSection,
     RunConfig,
-    check_resume,
+    RunSection,
+    SandboxSection,
+    check_run_folder,
+    default_of,
     folder_records,
     open_sandbox,
+    run_config_fields,
 )
 from agents.runner import RolloutRunner, plan_episodes
-from or_env.direct import ORLM_USER_TEMPLATE
+from or_env.direct import DIRECT_RULES, ORLM_USER_TEMPLATE
+from or_env.env import PROTOCOLS
 from or_env.problems import Problem, load_problems
+from or_env.run_config import MISSING
 from or_env.sandbox import Sandbox
 
 logger = logging.getLogger(__name__)
@@ -37,7 +48,10 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "CONFIG_FILE",
     "EPISODES_FILE",
+    "EVAL_RESUME_MAY_DIFFER",
+    "POLICIES",
     "PROMPTS",
+    "EvalCommandConfig",
     "EvalConfig",
     "EvalResult",
     "arun_eval",
@@ -90,6 +104,84 @@ class EvalConfig(RunConfig):
             raise ValueError(f"unknown prompt {self.prompt!r}; choose from {sorted(PROMPTS)}")
 
 
+# ----------------------------------------------------------------------- the run config
+POLICIES = ("openai", "replay", "vllm", "transformers")
+
+
+@dataclass
+class EvalPolicySection:
+    """`policy`: kind (openai, replay, vllm, transformers), model (served name, or path/name
+    for vllm and transformers), base_url (openai: the API root), completions (openai: use
+    /v1/completions), tokenizer (chat template for completions), replay (replay: a JSONL
+    file, meta:FIELD or orlm), label (the row name in the table; default: the model),
+    max_tokens / temperature / top_p (null: the defaults, see `or-env eval --help`),
+    reasoning (merge or separate a server's reasoning_content)."""
+
+    kind: str = field(default="openai", metadata={"choices": POLICIES})
+    model: str | None = None
+    base_url: str = "http://localhost:8000/v1"
+    completions: bool = False
+    tokenizer: str | None = None
+    replay: str | None = None
+    label: str | None = None
+    max_tokens: int | None = field(default=None, metadata={"min": 1})
+    temperature: float | None = None
+    top_p: float | None = None
+    reasoning: str = field(default="merge", metadata={"choices": ("merge", "separate")})
+
+
+@dataclass
+class EvalProblemsSection(ProblemsSection):
+    """`problems`, with benchmarks required."""
+
+    benchmarks: list[str] = MISSING  # type: ignore[assignment]
+
+
+@dataclass
+class EvalEnvSection(EnvSection):
+    """`env`, with the evaluation's timeout and protocol (native or direct), direct_rule
+    (how the direct protocol reads the answer) and prompt (default or orlm)."""
+
+    timeout: float = field(default=default_of(EvalConfig, "timeout"), metadata={"gt": 0})
+    protocol: str = field(
+        default=default_of(EvalConfig, "protocol"), metadata={"choices": PROTOCOLS}
+    )
+    direct_rule: str = field(
+        default=default_of(EvalConfig, "direct_rule"),
+        metadata={"choices": tuple(sorted(DIRECT_RULES))},
+    )
+    prompt: str = field(
+        default=default_of(EvalConfig, "prompt"), metadata={"choices": tuple(PROMPTS)}
+    )
+
+
+@dataclass
+class EvalCommandConfig:
+    """The run config of `or-env eval` (`--config FILE.yaml`, flags, dot-list overrides;
+    `or_env.run_config`): the sections policy, problems, env, sandbox and run."""
+
+    policy: EvalPolicySection = field(default_factory=EvalPolicySection)
+    problems: EvalProblemsSection = field(default_factory=EvalProblemsSection)
+    env: EvalEnvSection = field(default_factory=EvalEnvSection)
+    sandbox: SandboxSection = field(default_factory=SandboxSection)
+    run: RunSection = field(default_factory=RunSection)
+
+    def eval_config(self) -> EvalConfig:
+        """The `EvalConfig` these settings describe."""
+        return EvalConfig(
+            **run_config_fields(self.problems, self.env, self.sandbox, self.run),
+            protocol=self.env.protocol,
+            direct_rule=self.env.direct_rule,
+            prompt=self.env.prompt,
+            label=self.policy.label,
+        )
+
+
+# Keys of the run config that may differ when a run folder is resumed (besides the shared
+# ones): where the server runs and the table's row name.
+EVAL_RESUME_MAY_DIFFER = (*RESUME_MAY_DIFFER, "policy.base_url", "policy.label")
+
+
 @dataclass
 class EvalResult:
     """What `run_eval` produced: scores, the records, the written files, the table.
@@ -126,16 +218,6 @@ def load_benchmarks(config: RunConfig) -> list[Problem]:
     return problems
 
 
-def _check_resume(config: EvalConfig, policy: Policy) -> None:
-    """Refuse to resume a run that was made with other settings (it would mix episodes)."""
-    wanted = {k: config.settings()[k] for k in _EPISODE_SETTINGS}
-    # Where the server runs, or how many recordings a replay holds, does not change an episode.
-    wanted["policy"] = {
-        k: v for k, v in policy.describe().items() if k not in ("base_url", "episodes")
-    }
-    check_resume(config.out_dir, wanted, "run")
-
-
 def env_kwargs(config: EvalConfig, sandbox: Sandbox) -> dict[str, Any]:
     """The ORModelingEnv settings of a config."""
     system_prompt, user_template = PROMPTS[config.prompt]
@@ -154,19 +236,32 @@ def env_kwargs(config: EvalConfig, sandbox: Sandbox) -> dict[str, Any]:
 
 
 async def arun_eval(
-    policy: Policy, config: EvalConfig, problems: list[Problem] | None = None
+    policy: Policy,
+    config: EvalConfig,
+    problems: list[Problem] | None = None,
+    *,
+    resolved: EvalCommandConfig | None = None,
 ) -> EvalResult:
     """Evaluate `policy` (see the module doc); `problems` overrides loading the benchmarks.
 
     The policy is checked first (`Policy.aprepare`: for a server, that it answers and serves
-    the model). The reports cover every episode in `config.out_dir`, also those of earlier
-    runs with other benchmarks or a larger `limit`.
+    the model), then the run folder (`agents.run_folder.check_resume`; `resolved`, the
+    command's run config, is compared with the folder's config.yaml and saved there). The
+    reports cover every episode in `config.out_dir`, also those of earlier runs with other
+    benchmarks or a larger `limit`.
     """
     problems = load_benchmarks(config) if problems is None else problems
     if not problems:
         raise ValueError("no problems to evaluate")
     await policy.aprepare()
-    _check_resume(config, policy)
+    check_run_folder(
+        config,
+        _EPISODE_SETTINGS,
+        {"policy": policy},
+        "run",
+        resolved=resolved,
+        ignore=EVAL_RESUME_MAY_DIFFER,
+    )
     sandbox = open_sandbox(config)
     try:
         runner = RolloutRunner(
@@ -210,13 +305,17 @@ async def arun_eval(
 
 
 def run_eval(
-    policy: Policy, config: EvalConfig, problems: list[Problem] | None = None
+    policy: Policy,
+    config: EvalConfig,
+    problems: list[Problem] | None = None,
+    *,
+    resolved: EvalCommandConfig | None = None,
 ) -> EvalResult:
     """`arun_eval` from synchronous code; closes the policy's connections at the end."""
 
     async def go() -> EvalResult:
         try:
-            return await arun_eval(policy, config, problems)
+            return await arun_eval(policy, config, problems, resolved=resolved)
         finally:
             await policy.aclose()
 

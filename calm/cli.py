@@ -14,10 +14,14 @@ from typing import Any
 from agents.cli import (
     DEFAULT_MAX_TOKENS,
     EXIT_INTERRUPTED,
+    add_config_arguments,
     add_env_arguments,
     add_problem_arguments,
     add_running_arguments,
-    run_config_kwargs,
+    comma_list,
+    config_option,
+    refuse_other_config,
+    resolve_run_config,
 )
 from or_env.cli import HelpFormatter, error, positive_int
 
@@ -27,6 +31,26 @@ EPILOG = """example:
       --intervener-base-url http://localhost:8001/v1 --intervener-model deepseek-ai/DeepSeek-R1 \\
       --benchmarks nl4opt,mamo-easylp --samples 4 --concurrency 64 \\
       --tokenizer Qwen/Qwen3-4B-Thinking-2507 --out runs/calm
+
+  # the same from a run config (configs/calm-curate.yaml), two keys overridden
+  or-env calm curate --config configs/calm-curate.yaml intervener.model=my-judge \\
+      run.out=runs/calm-2
+
+run configs (--config FILE.yaml, KEY=VALUE overrides):
+  Every option is also a key of the run config, in sections: reasoner (--reasoner-model is
+  reasoner.model, --reasoner-base-url, --completions, --tokenizer, --max-tokens,
+  --temperature, ...), intervener (--intervener-model is intervener.model,
+  --judge-attempts is intervener.attempts, --hide-answer is intervener.show_answer=false,
+  --max-hint-chars, --taxonomy, ...), problems (--benchmarks, --problems is problems.file,
+  --version, --data-dir, --limit, --samples), env (--rendering, --tolerance, --max-turns,
+  --max-executions, --timeout), calm (--max-interventions, --trigger, --sft-layout),
+  sandbox (kind, workers) and run (--out, --concurrency, --seed, --no-progress,
+  --request-timeout, --max-retries). A key is set by, lowest first: its default < the
+  --config file < its flag given on the command line < a KEY=VALUE override. Mistakes are
+  errors naming the key. The resolved config is saved as config.yaml in the run
+  folder; a rerun with a different one is refused, naming each key that differs (problems.*,
+  sandbox.*, the servers' base_url and api_key_env, calm.sft_layout and run.out,
+  concurrency, progress, request_timeout, max_retries may differ).
 
 It writes episodes.jsonl, sft.parquet (verl multi-turn SFT), golden.jsonl (provenance),
 report.md / report.json / flaw_types.png. Rerunning with the same --out resumes (finished
@@ -47,8 +71,7 @@ never gets a seed. --timeout stays at 30 s here (curation produces training data
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `calm` command (action: `curate`) to the `or-env` parser."""
-    from agents.run_folder import default_of
-    from calm.curate import CurateConfig
+    from calm.curate import CurateCommandConfig as schema
 
     calm = subparsers.add_parser(
         "calm", help="CALM: intervener-guided data curation", formatter_class=HelpFormatter
@@ -62,89 +85,175 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=HelpFormatter,
     )
     reasoner = p.add_argument_group("reasoner (the model whose trajectories are curated)")
-    reasoner.add_argument(
-        "--reasoner-base-url", default="http://localhost:8000/v1", help="its API root"
+    config_option(reasoner, schema, "reasoner.base_url", "--reasoner-base-url", help="its API root")
+    config_option(
+        reasoner, schema, "reasoner.model", "--reasoner-model", help="served model name (required)"
     )
-    reasoner.add_argument("--reasoner-model", required=True, help="served model name")
-    reasoner.add_argument(
-        "--reasoner-api-key-env", default="OPENAI_API_KEY", help="variable holding its API key"
+    config_option(
+        reasoner,
+        schema,
+        "reasoner.api_key_env",
+        "--reasoner-api-key-env",
+        help="variable holding its API key",
     )
-    reasoner.add_argument("--completions", action="store_true", help="use /v1/completions")
-    reasoner.add_argument(
+    config_option(
+        reasoner,
+        schema,
+        "reasoner.completions",
+        "--completions",
+        action="store_true",
+        help="use /v1/completions",
+    )
+    config_option(
+        reasoner,
+        schema,
+        "reasoner.tokenizer",
         "--tokenizer",
         help="the reasoner's tokenizer (name or path): chat template for --completions, and "
         "the unit of the hint token share (default: characters)",
     )
-    reasoner.add_argument(
+    config_option(
+        reasoner,
+        schema,
+        "reasoner.max_tokens",
         "--max-tokens",
         type=positive_int,
         help=f"tokens per reasoner turn (default: {DEFAULT_MAX_TOKENS}, or half the "
         "server's context when that is shorter)",
     )
-    reasoner.add_argument("--temperature", type=float, help="(default: the server's)")
-    reasoner.add_argument("--top-p", type=float, help="(default: the server's)")
-    reasoner.add_argument(
+    config_option(
+        reasoner,
+        schema,
+        "reasoner.temperature",
+        "--temperature",
+        type=float,
+        help="(default: the server's)",
+    )
+    config_option(
+        reasoner, schema, "reasoner.top_p", "--top-p", type=float, help="(default: the server's)"
+    )
+    config_option(
+        reasoner,
+        schema,
+        "reasoner.reasoning",
         "--reasoning",
-        choices=["merge", "separate"],
-        default="merge",
         help="a server's reasoning_content: merged into the action as <think>, or kept apart",
     )
 
     judge = p.add_argument_group("intervener (the judge that writes hints)")
-    judge.add_argument(
-        "--intervener-base-url", default="http://localhost:8001/v1", help="its API root"
+    config_option(
+        judge, schema, "intervener.base_url", "--intervener-base-url", help="its API root"
     )
-    judge.add_argument("--intervener-model", required=True, help="served model name")
-    judge.add_argument(
-        "--intervener-api-key-env", default="OPENAI_API_KEY", help="variable holding its API key"
+    config_option(
+        judge,
+        schema,
+        "intervener.model",
+        "--intervener-model",
+        help="served model name (required)",
     )
-    judge.add_argument(
-        "--intervener-max-tokens", type=positive_int, default=2048, help="tokens per judge reply"
+    config_option(
+        judge,
+        schema,
+        "intervener.api_key_env",
+        "--intervener-api-key-env",
+        help="variable holding its API key",
     )
-    judge.add_argument(
-        "--intervener-temperature", type=float, default=0.0, help="the judge's temperature"
+    config_option(
+        judge,
+        schema,
+        "intervener.max_tokens",
+        "--intervener-max-tokens",
+        type=positive_int,
+        help="tokens per judge reply",
     )
-    judge.add_argument(
-        "--judge-attempts", type=positive_int, default=3, help="replies before 'no verdict'"
+    config_option(
+        judge,
+        schema,
+        "intervener.temperature",
+        "--intervener-temperature",
+        type=float,
+        help="the judge's temperature",
     )
-    judge.add_argument(
-        "--max-hint-chars", type=positive_int, default=400, help="longest hint accepted"
+    config_option(
+        judge,
+        schema,
+        "intervener.attempts",
+        "--judge-attempts",
+        type=positive_int,
+        help="replies before 'no verdict'",
     )
-    judge.add_argument(
-        "--hide-answer", action="store_true", help="do not show the judge the answer"
+    config_option(
+        judge,
+        schema,
+        "intervener.max_hint_chars",
+        "--max-hint-chars",
+        type=positive_int,
+        help="longest hint accepted",
     )
-    judge.add_argument("--taxonomy", help="a JSON flaw taxonomy (default: the built-in seven)")
+    config_option(
+        judge,
+        schema,
+        "intervener.show_answer",
+        "--hide-answer",
+        action="store_false",
+        help="do not show the judge the answer",
+    )
+    config_option(
+        judge,
+        schema,
+        "intervener.taxonomy",
+        "--taxonomy",
+        help="a JSON flaw taxonomy (default: the built-in seven)",
+    )
 
-    what = p.add_argument_group("problems")
-    source = what.add_mutually_exclusive_group(required=True)
-    source.add_argument("--benchmarks", help="comma-separated, each NAME[@VERSION]")
-    source.add_argument("--problems", help="a JSONL/JSON/CSV/parquet file of problems")
-    add_problem_arguments(what, CurateConfig)
+    what = p.add_argument_group("problems (--benchmarks or --problems)")
+    source = what.add_mutually_exclusive_group()
+    config_option(
+        source,
+        schema,
+        "problems.benchmarks",
+        "--benchmarks",
+        type=comma_list,
+        help="comma-separated, each NAME[@VERSION]",
+    )
+    config_option(
+        source,
+        schema,
+        "problems.file",
+        "--problems",
+        help="a JSONL/JSON/CSV/parquet file of problems",
+    )
+    add_problem_arguments(what, schema)
 
     env = p.add_argument_group("environment and CALM")
-    add_env_arguments(env, CurateConfig)
-    env.add_argument(
+    add_env_arguments(env, schema)
+    config_option(
+        env,
+        schema,
+        "calm.max_interventions",
         "--max-interventions",
         type=positive_int,
-        default=default_of(CurateConfig, "max_interventions"),
         help="hints per episode",
     )
-    env.add_argument(
+    config_option(
+        env,
+        schema,
+        "calm.trigger",
         "--trigger",
-        choices=["end", "execution"],
-        default=default_of(CurateConfig, "trigger"),
         help="when the judge reads the trajectory: when the episode ends, or after every execution",
     )
-    env.add_argument(
+    config_option(
+        env,
+        schema,
+        "calm.sft_layout",
         "--sft-layout",
-        choices=["split", "rendered"],
-        default=default_of(CurateConfig, "sft_layout"),
         help="split: outputs and hints as user messages, out of the loss",
     )
 
     run = p.add_argument_group("running")
-    add_running_arguments(run, CurateConfig)
-    p.set_defaults(func=cmd_curate)
+    add_running_arguments(run, schema)
+    p.set_defaults(func=cmd_curate, curate_parser=p)
+    add_config_arguments(p)
 
 
 def cmd_curate(args: argparse.Namespace) -> int:
@@ -154,53 +263,48 @@ def cmd_curate(args: argparse.Namespace) -> int:
     from agents.retry import Backoff
     from agents.run_folder import interrupted_message, saved_episodes
     from agents.runner import RunAborted
-    from calm.curate import CurateConfig, run_curate
+    from calm.curate import CURATE_RESUME_MAY_DIFFER, CurateCommandConfig, run_curate
     from calm.intervener import Intervener
     from calm.taxonomy import DEFAULT_TAXONOMY, load_taxonomy
     from calm.verdict import VerdictRules
 
-    config = CurateConfig(
-        **run_config_kwargs(args),
-        benchmarks=[b for b in (args.benchmarks or "").split(",") if b.strip()],
-        problems_path=args.problems,
-        max_interventions=args.max_interventions,
-        trigger=args.trigger,
-        sft_layout=args.sft_layout,
-        tokenizer=args.tokenizer,
-    )
-    backoff = Backoff(max_retries=args.max_retries)
+    resolved = resolve_run_config(args, CurateCommandConfig, args.curate_parser)
+    config = resolved.curate_config()
+    refuse_other_config(config.out_dir, resolved, CURATE_RESUME_MAY_DIFFER, "CALM run")
+    r, j, run = resolved.reasoner, resolved.intervener, resolved.run
+    backoff = Backoff(max_retries=run.max_retries)
     reasoner = OpenAIPolicy(
-        args.reasoner_model,
-        args.reasoner_base_url,
-        api="completions" if args.completions else "chat",
-        api_key=os.environ.get(args.reasoner_api_key_env),
-        tokenizer=args.tokenizer,
-        max_tokens=args.max_tokens or DEFAULT_MAX_TOKENS,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        seed_requests=args.seed is not None,
-        reasoning=args.reasoning,
-        request_timeout=args.request_timeout,
+        r.model,
+        r.base_url,
+        api="completions" if r.completions else "chat",
+        api_key=os.environ.get(r.api_key_env),
+        tokenizer=r.tokenizer,
+        max_tokens=r.max_tokens or DEFAULT_MAX_TOKENS,
+        temperature=r.temperature,
+        top_p=r.top_p,
+        seed_requests=run.seed is not None,
+        reasoning=r.reasoning,
+        request_timeout=run.request_timeout,
         backoff=backoff,
-        max_connections=max(args.concurrency, 1),
-        max_tokens_over_context="refuse" if args.max_tokens else "clamp",
+        max_connections=max(run.concurrency, 1),
+        max_tokens_over_context="refuse" if r.max_tokens else "clamp",
     )
     intervener = Intervener(
-        args.intervener_model,
-        args.intervener_base_url,
-        api_key=os.environ.get(args.intervener_api_key_env),
-        taxonomy=load_taxonomy(args.taxonomy) if args.taxonomy else DEFAULT_TAXONOMY,
-        rules=VerdictRules(max_hint_chars=args.max_hint_chars),
-        max_attempts=args.judge_attempts,
-        show_answer=not args.hide_answer,
-        max_tokens=args.intervener_max_tokens,
-        temperature=args.intervener_temperature,
-        request_timeout=args.request_timeout,
+        j.model,
+        j.base_url,
+        api_key=os.environ.get(j.api_key_env),
+        taxonomy=load_taxonomy(j.taxonomy) if j.taxonomy else DEFAULT_TAXONOMY,
+        rules=VerdictRules(max_hint_chars=j.max_hint_chars),
+        max_attempts=j.attempts,
+        show_answer=j.show_answer,
+        max_tokens=j.max_tokens,
+        temperature=j.temperature,
+        request_timeout=run.request_timeout,
         backoff=backoff,
-        max_connections=max(args.concurrency, 1),
+        max_connections=max(run.concurrency, 1),
     )
     try:
-        result = run_curate(reasoner, intervener, config)
+        result = run_curate(reasoner, intervener, config, resolved=resolved)
     except KeyboardInterrupt:
         sys.stderr.write(interrupted_message(config.out_dir) + "\n")
         return EXIT_INTERRUPTED

@@ -12,13 +12,15 @@ in `out_dir`:
 - `golden.jsonl`: the same trajectories with provenance (sources, hints, dropped turns,
   judge replies, reasoner and intervener settings);
 - `report.md`, `report.json`, `flaw_types.png`: what CALM changed (`calm.report`);
-- `run_config.json`: the settings a resumed run must match.
+- `run_config.json` (and, from the command line, `config.yaml`, the resolved run config):
+  the settings a resumed run must match.
 
 The exports and the report cover every episode in the folder (`agents.run_folder`), also
 when this call planned fewer. Before the first episode both clients are checked
 (`Policy.aprepare`: the servers answer and serve the named models).
 
-`or-env calm curate` is its command line.
+`or-env calm curate` is its command line; its run config (`--config FILE.yaml`, flags,
+overrides; `or_env.run_config`) is `CurateCommandConfig`.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +37,19 @@ from agents.policy import Policy
 from agents.run_folder import (
     CONFIG_FILE,
     EPISODES_FILE,
+    IGNORED_DESCRIPTION_KEYS,
+    RESUME_MAY_DIFFER,
     TRAINING_TIMEOUT_S,
+    EnvSection,
+    ProblemsSection,
     RunConfig,
-    check_resume,
+    RunSection,
+    SandboxSection,
+    check_run_folder,
+    default_of,
     folder_records,
     open_sandbox,
+    run_config_fields,
 )
 from agents.runner import EpisodeSpec, RolloutRunner, plan_episodes
 from calm.export import LAYOUTS, write_provenance_jsonl, write_sft_parquet
@@ -49,10 +59,19 @@ from calm.tokens import make_meter
 from calm.wrapper import TRIGGERS, CALMWrapper
 from or_env.env import ORModelingEnv
 from or_env.problems import Problem, load_problems
+from or_env.run_config import MISSING
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CONFIG_FILE", "EPISODES_FILE", "CurateConfig", "CurateResult", "run_curate"]
+__all__ = [
+    "CONFIG_FILE",
+    "CURATE_RESUME_MAY_DIFFER",
+    "EPISODES_FILE",
+    "CurateCommandConfig",
+    "CurateConfig",
+    "CurateResult",
+    "run_curate",
+]
 
 SFT_FILE = "sft.parquet"
 GOLDEN_FILE = "golden.jsonl"
@@ -67,8 +86,6 @@ _EPISODE_SETTINGS = (
     "max_interventions",
     "trigger",
 )
-# Where a server runs does not change an episode.
-_IGNORED_DESCRIPTION_KEYS = ("base_url", "episodes")
 
 
 @dataclass(kw_only=True)
@@ -106,6 +123,125 @@ class CurateConfig(RunConfig):
             raise ValueError(f"sft_layout must be one of {LAYOUTS}, got {self.sft_layout!r}")
 
 
+# ----------------------------------------------------------------------- the run config
+_REASONINGS = ("merge", "separate")
+
+
+@dataclass
+class ReasonerSection:
+    """`reasoner`, the model whose trajectories are curated: base_url (its API root), model
+    (served name, required), api_key_env (the variable holding its key), completions (use
+    /v1/completions), tokenizer (chat template for completions, and the unit of the hint
+    token share; null: characters), max_tokens / temperature / top_p (null: the defaults,
+    see `or-env calm curate --help`), reasoning (merge or separate reasoning_content)."""
+
+    base_url: str = "http://localhost:8000/v1"
+    model: str = MISSING
+    api_key_env: str = "OPENAI_API_KEY"
+    completions: bool = False
+    tokenizer: str | None = None
+    max_tokens: int | None = field(default=None, metadata={"min": 1})
+    temperature: float | None = None
+    top_p: float | None = None
+    reasoning: str = field(default="merge", metadata={"choices": _REASONINGS})
+
+
+@dataclass
+class IntervenerSection:
+    """`intervener`, the judge that writes hints: base_url, model (required), api_key_env,
+    max_tokens (per reply), temperature, attempts (replies before "no verdict"),
+    max_hint_chars (longest hint accepted), show_answer (show the judge the answer),
+    taxonomy (a JSON flaw taxonomy; null: the built-in seven)."""
+
+    base_url: str = "http://localhost:8001/v1"
+    model: str = MISSING
+    api_key_env: str = "OPENAI_API_KEY"
+    max_tokens: int = field(default=2048, metadata={"min": 1})
+    temperature: float | None = 0.0
+    attempts: int = field(default=3, metadata={"min": 1})
+    max_hint_chars: int = field(default=400, metadata={"min": 1})
+    show_answer: bool = True
+    taxonomy: str | None = None
+
+
+@dataclass
+class CurateProblemsSection(ProblemsSection):
+    """`problems`, plus file: a JSONL/JSON/CSV/parquet file of problems instead of
+    benchmarks (give one of the two)."""
+
+    file: str | None = None
+
+
+@dataclass
+class CalmSection:
+    """`calm`: max_interventions (hints per episode), trigger (end: when the episode ends;
+    execution: after every execution), sft_layout (split or rendered, `calm.export`)."""
+
+    max_interventions: int = field(
+        default=default_of(CurateConfig, "max_interventions"), metadata={"min": 1}
+    )
+    trigger: str = field(
+        default=default_of(CurateConfig, "trigger"), metadata={"choices": TRIGGERS}
+    )
+    sft_layout: str = field(
+        default=default_of(CurateConfig, "sft_layout"), metadata={"choices": LAYOUTS}
+    )
+
+
+@dataclass
+class CurateRunSection(RunSection):
+    """`run`, with curation's concurrency (each episode also waits on the judge)."""
+
+    concurrency: int = field(default=default_of(CurateConfig, "concurrency"), metadata={"min": 1})
+
+
+@dataclass
+class CurateEnvSection(EnvSection):
+    """`env`, with curation's timeout (it makes training data)."""
+
+    timeout: float = field(default=default_of(CurateConfig, "timeout"), metadata={"gt": 0})
+
+
+@dataclass
+class CurateCommandConfig:
+    """The run config of `or-env calm curate` (`--config FILE.yaml`, flags, dot-list
+    overrides; `or_env.run_config`): the sections reasoner, intervener, problems, env,
+    calm, sandbox and run."""
+
+    reasoner: ReasonerSection = field(default_factory=ReasonerSection)
+    intervener: IntervenerSection = field(default_factory=IntervenerSection)
+    problems: CurateProblemsSection = field(default_factory=CurateProblemsSection)
+    env: CurateEnvSection = field(default_factory=CurateEnvSection)
+    calm: CalmSection = field(default_factory=CalmSection)
+    sandbox: SandboxSection = field(default_factory=SandboxSection)
+    run: CurateRunSection = field(default_factory=CurateRunSection)
+
+    def curate_config(self) -> CurateConfig:
+        """The `CurateConfig` these settings describe."""
+        return CurateConfig(
+            **run_config_fields(self.problems, self.env, self.sandbox, self.run),
+            problems_path=self.problems.file,
+            max_interventions=self.calm.max_interventions,
+            trigger=self.calm.trigger,
+            sft_layout=self.calm.sft_layout,
+            tokenizer=self.reasoner.tokenizer,
+        )
+
+
+# Keys of the run config that may differ when a run folder is resumed (besides the shared
+# ones): where the servers run and their keys, the problems file (like the benchmarks),
+# and the export layout (rewritten from the episodes on every run).
+CURATE_RESUME_MAY_DIFFER = (
+    *RESUME_MAY_DIFFER,
+    "problems.file",
+    "reasoner.base_url",
+    "reasoner.api_key_env",
+    "intervener.base_url",
+    "intervener.api_key_env",
+    "calm.sft_layout",
+)
+
+
 @dataclass
 class CurateResult:
     """What `run_curate` produced: the records (every episode of the run folder), the kept
@@ -130,15 +266,7 @@ def load_curation_problems(config: CurateConfig) -> list[Problem]:
 
 
 def _described(thing: Policy | BaseIntervener) -> dict[str, Any]:
-    return {k: v for k, v in thing.describe().items() if k not in _IGNORED_DESCRIPTION_KEYS}
-
-
-def _check_resume(config: CurateConfig, reasoner: Policy, intervener: BaseIntervener) -> None:
-    """Refuse to resume a run folder made with other settings (it would mix episodes)."""
-    wanted = {k: config.settings()[k] for k in _EPISODE_SETTINGS}
-    wanted["reasoner"] = _described(reasoner)
-    wanted["intervener"] = _described(intervener)
-    check_resume(config.out_dir, wanted, "CALM run")
+    return {k: v for k, v in thing.describe().items() if k not in IGNORED_DESCRIPTION_KEYS}
 
 
 async def _prepare(reasoner: Policy, intervener: BaseIntervener) -> None:
@@ -154,13 +282,23 @@ async def arun_curate(
     intervener: BaseIntervener,
     config: CurateConfig,
     problems: list[Problem] | None = None,
+    *,
+    resolved: CurateCommandConfig | None = None,
 ) -> CurateResult:
-    """Run CALM over the problems and write the exports and the report (see the module doc)."""
+    """Run CALM over the problems and write the exports and the report (see the module doc);
+    `resolved`, the command's run config, is checked against the folder's and saved."""
     problems = load_curation_problems(config) if problems is None else problems
     if not problems:
         raise ValueError("no problems to curate")
     await _prepare(reasoner, intervener)
-    _check_resume(config, reasoner, intervener)
+    check_run_folder(
+        config,
+        _EPISODE_SETTINGS,
+        {"reasoner": reasoner, "intervener": intervener},
+        "CALM run",
+        resolved=resolved,
+        ignore=CURATE_RESUME_MAY_DIFFER,
+    )
     sandbox = open_sandbox(config)
     env_kwargs = {
         "sandbox": sandbox,
@@ -245,12 +383,14 @@ def run_curate(
     intervener: BaseIntervener,
     config: CurateConfig,
     problems: list[Problem] | None = None,
+    *,
+    resolved: CurateCommandConfig | None = None,
 ) -> CurateResult:
     """`arun_curate` from synchronous code; closes both clients' connections at the end."""
 
     async def go() -> CurateResult:
         try:
-            return await arun_curate(reasoner, intervener, config, problems)
+            return await arun_curate(reasoner, intervener, config, problems, resolved=resolved)
         finally:
             await reasoner.aclose()
             await intervener.aclose()

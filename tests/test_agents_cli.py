@@ -13,9 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from agents.eval import EvalCommandConfig
 from agents.run_folder import default_of
+from calm.curate import CurateCommandConfig
 from or_env import load_problems
 from or_env.cli import build_parser, main
+from or_env.run_config import MISSING, schema_default
 
 SAMPLE = load_problems("sample")[:3]
 
@@ -68,7 +71,8 @@ def test_eval_command_writes_every_report(tmp_path: Path) -> None:
     assert "| recorded (pass@2) | 100.0 | 100.0 |" in done.stdout
     assert "failures: wrong_value 3" in done.stdout
     run = tmp_path / "run"
-    for name in ("results.json", "results.md", "results.png", "episodes.jsonl", "run_config.json"):
+    files = ("results.json", "results.md", "results.png", "episodes.jsonl", "run_config.json")
+    for name in (*files, "config.yaml"):
         assert (run / name).is_file(), name
     results = json.loads((run / "results.json").read_text())
     assert results["model"] == "recorded"
@@ -85,7 +89,8 @@ def test_eval_resumes_and_refuses_other_settings(tmp_path: Path, capsys) -> None
     capsys.readouterr()
     assert main(eval_args(tmp_path, "--no-progress", "--tolerance", "strict")) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and "other settings (tolerance)" in err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert "other settings (env.tolerance: 'default' -> 'strict')" in err
 
 
 @pytest.mark.parametrize(
@@ -220,6 +225,127 @@ def test_ctrl_c_saves_the_finished_episodes_and_says_how_to_resume(tmp_path: Pat
     assert len((out / "episodes.jsonl").read_text().splitlines()) == 1
 
 
+# ----------------------------------------------------------------------- run configs
+def eval_config(tmp_path: Path, **sections: str) -> Path:
+    """A run config for the replay of `recording`: 3 sample problems, 2 samples each."""
+    replay = recording(tmp_path / "turns.jsonl")
+    text = f"""
+policy:
+  kind: replay
+  replay: {replay}
+  label: recorded
+problems:
+  benchmarks: [sample]
+  limit: 3
+  samples: 2
+env:
+  max_turns: 8
+sandbox:
+  kind: local
+run:
+  out: {tmp_path / "run"}
+  progress: false
+"""
+    path = tmp_path / "eval.yaml"
+    path.write_text(text + "".join(f"{k}:\n  {v}\n" for k, v in sections.items()))
+    return path
+
+
+def saved_config(tmp_path: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+
+
+def test_eval_run_config_round_trip_and_resume(tmp_path: Path, capsys) -> None:
+    config = str(eval_config(tmp_path))
+    assert main(["eval", "--config", config, "env.tolerance=default", "--timeout", "60"]) == 0
+    saved = saved_config(tmp_path)
+    assert saved["env"]["max_turns"] == 8 and saved["env"]["timeout"] == 60.0
+    assert saved["policy"]["label"] == "recorded" and saved["problems"]["benchmarks"] == ["sample"]
+    episodes = tmp_path / "run" / "episodes.jsonl"
+    before = episodes.read_text()
+    # The same config resumes: overrides and options in any order, keys allowed to differ.
+    same = ["eval", "run.concurrency=2", "--timeout", "60", "--config", config]
+    assert main([*same, "env.tolerance=default"]) == 0
+    assert episodes.read_text() == before
+    capsys.readouterr()
+    # A different one is refused, naming each key with its old and new value.
+    assert main(["eval", "--config", config, "env.max_turns=6", "--tolerance", "strict"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ")
+    assert "env.max_turns: 8 -> 6" in err and "env.timeout: 60.0 -> 300.0" in err
+    assert "env.tolerance: 'default' -> 'strict'" in err
+    assert episodes.read_text() == before
+
+
+def test_eval_flags_given_win_over_the_file_and_overrides_over_flags(tmp_path: Path) -> None:
+    config = str(eval_config(tmp_path))
+    assert main(["eval", "--config", config, "--max-turns", "9", "--samples", "1"]) == 0
+    saved = saved_config(tmp_path)
+    assert saved["env"]["max_turns"] == 9  # the flag, over the file's 8
+    assert saved["problems"]["limit"] == 3  # the file, over the default (no --limit given)
+    assert saved["env"]["timeout"] == 300.0  # the default: neither file nor flag
+    out = tmp_path / "other"
+    args = ["eval", "--config", config, "--max-turns", "9", f"run.out={out}", "env.max_turns=10"]
+    assert main([*args, "--samples", "1"]) == 0
+    assert "max_turns: 10" in (out / "config.yaml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (["env.max_turn=3"], ["unknown key 'env.max_turn'", "max_turns"]),
+        (["env.max_turns=many"], ["env.max_turns: expected int, got 'many'"]),
+        (["policy.kind=oracle"], ["policy.kind: 'oracle' is not one of openai, replay"]),
+        (["policy=3"], ["policy: expected a section (keys: kind, model,"]),
+        (["problems.limit=-1"], ["problems.limit: must be at least 0, got -1"]),
+    ],
+)
+def test_eval_bad_run_configs_are_one_error_line(tmp_path: Path, capsys, extra, words) -> None:
+    assert main(["eval", "--config", str(eval_config(tmp_path)), *extra]) == 2
+    printed = capsys.readouterr()
+    assert printed.err.startswith("error: ") and printed.err.count("\n") == 1, printed.err
+    for word in words:
+        assert word in printed.err
+    assert "Traceback" not in printed.err and not (tmp_path / "run").exists()
+
+
+def test_eval_without_benchmarks_names_the_flag_and_the_key(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["eval", "--policy", "replay", "--out", str(tmp_path / "run")])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "the following arguments are required: --benchmarks (run config keys " in err
+    assert "problems.benchmarks: set them with --config or KEY=VALUE)" in err
+
+
+def test_a_folder_from_before_run_configs_still_resumes_or_is_refused(
+    tmp_path: Path, capsys
+) -> None:
+    """A folder with run_config.json but no config.yaml: the old settings decide."""
+    assert main(eval_args(tmp_path, "--no-progress")) == 0
+    run = tmp_path / "run"
+    (run / "config.yaml").unlink()
+    before = (run / "episodes.jsonl").read_text()
+    capsys.readouterr()
+    assert main(eval_args(tmp_path, "--no-progress", "--tolerance", "strict")) == 2
+    assert "other settings (tolerance: 'default' -> 'strict')" in capsys.readouterr().err
+    assert not (run / "config.yaml").exists()  # a refused run writes nothing
+    assert main(eval_args(tmp_path, "--no-progress")) == 0
+    assert (run / "episodes.jsonl").read_text() == before and (run / "config.yaml").is_file()
+
+
+def test_overrides_leave_the_analysis_commands_alone(tmp_path: Path, capsys) -> None:
+    assert main(eval_args(tmp_path, "--no-progress")) == 0
+    capsys.readouterr()
+    assert main(["eval", "honesty", str(tmp_path / "run")]) == 0
+    assert "honesty" in capsys.readouterr().out.lower()
+    with pytest.raises(SystemExit):
+        main(["eval", "not-an-override"])
+    assert "expected KEY=VALUE overrides or one of: compare" in capsys.readouterr().err
+
+
 # ----------------------------------------------------------------------- help
 def subcommand(*names: str) -> argparse.ArgumentParser:
     parser = build_parser()
@@ -227,6 +353,17 @@ def subcommand(*names: str) -> argparse.ArgumentParser:
         action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         parser = action.choices[name]
     return parser
+
+
+def shown_default(parser: argparse.ArgumentParser, action: argparse.Action) -> object:
+    """The default an option's help must show: a run config flag's is its key's."""
+    if action.default != argparse.SUPPRESS or "." not in action.dest:
+        return action.default
+    schema = {"eval": EvalCommandConfig, "curate": CurateCommandConfig}[parser.prog.split()[-1]]
+    default = schema_default(schema, action.dest)
+    if default in (MISSING, []) or isinstance(action, argparse._StoreConstAction):
+        return None
+    return default
 
 
 @pytest.mark.parametrize(
@@ -240,9 +377,10 @@ def test_help_shows_every_default(command: tuple[str, ...]) -> None:
         if not action.option_strings or action.help == argparse.SUPPRESS:
             continue
         assert action.help, f"{action.option_strings[0]} has no help text"
-        if action.default is None or action.default is False or action.dest == "help":
+        default = shown_default(parser, action)
+        if default is None or default is False or action.dest == "help":
             continue
-        assert f"(default: {action.default})" in text, action.option_strings[0]
+        assert f"(default: {default})" in text, action.option_strings[0]
 
 
 def test_eval_help_documents_the_replay_format_and_the_seed_trade_off() -> None:
@@ -251,26 +389,31 @@ def test_eval_help_documents_the_replay_format_and_the_seed_trade_off() -> None:
     assert "--seed none" in text and "CPU Generator does not use offset" in text
     assert "(default: 300.0)" in text  # the evaluation timeout
     curate = " ".join(subcommand("calm", "curate").format_help().split())
-    assert "--timeout TIMEOUT seconds per code execution (default: 30.0)" in curate
+    assert "--timeout ENV.TIMEOUT seconds per code execution (default: 30.0)" in curate
 
 
 def test_eval_and_curate_read_their_shared_defaults_from_one_place() -> None:
+    """The run configs' defaults are the Python API's, and the flags set those keys."""
     from agents.eval import EvalConfig
     from calm.curate import CurateConfig
 
-    for command, config in ((("eval",), EvalConfig), (("calm", "curate"), CurateConfig)):
+    for command, schema, config in (
+        (("eval",), EvalCommandConfig, EvalConfig),
+        (("calm", "curate"), CurateCommandConfig, CurateConfig),
+    ):
         parser = subcommand(*command)
-        defaults = {a.dest: a.default for a in parser._actions}
-        for flag, field in (
-            ("limit", "limit"),
-            ("samples", "samples"),
-            ("max_turns", "max_turns"),
-            ("max_executions", "max_executions"),
-            ("timeout", "timeout"),
-            ("concurrency", "concurrency"),
-            ("seed", "base_seed"),
-            ("rendering", "rendering"),
-            ("tolerance", "tolerance"),
-            ("sandbox", "sandbox"),
+        dests = {a.option_strings[0]: a.dest for a in parser._actions if a.option_strings}
+        for flag, key, field in (
+            ("--limit", "problems.limit", "limit"),
+            ("--samples", "problems.samples", "samples"),
+            ("--max-turns", "env.max_turns", "max_turns"),
+            ("--max-executions", "env.max_executions", "max_executions"),
+            ("--timeout", "env.timeout", "timeout"),
+            ("--concurrency", "run.concurrency", "concurrency"),
+            ("--seed", "run.seed", "base_seed"),
+            ("--rendering", "env.rendering", "rendering"),
+            ("--tolerance", "env.tolerance", "tolerance"),
+            ("--sandbox", "sandbox.kind", "sandbox"),
         ):
-            assert defaults[flag] == default_of(config, field), (command, flag)
+            assert dests[flag] == key, (command, flag)
+            assert schema_default(schema, key) == default_of(config, field), (command, flag)

@@ -28,6 +28,27 @@ def test_check_resume_refuses_other_settings_and_records_ours(tmp_path: Path) ->
     check_resume(tmp_path, {"policy": {"model": "a"}, "timeout": 30.0})  # same, any order
     with pytest.raises(ValueError, match=r"holds a CALM run made with other settings \(policy"):
         check_resume(tmp_path, {"timeout": 30.0, "policy": {"model": "b"}}, "CALM run")
+    with pytest.raises(ValueError, match=r"\(policy\.model: 'a' -> 'b'; timeout: 30\.0 -> 60\.0\)"):
+        check_resume(tmp_path, {"timeout": 60.0, "policy": {"model": "b"}})
+
+
+def test_check_resume_compares_and_saves_the_resolved_run_config(tmp_path: Path) -> None:
+    wanted = {"timeout": 30.0}
+    resolved = {"env": {"max_turns": 12}, "run": {"out": "a", "concurrency": 4}}
+    check_resume(tmp_path, wanted, resolved=resolved)
+    assert "max_turns: 12" in (tmp_path / "config.yaml").read_text()
+    (tmp_path / "episodes.jsonl").write_text("")
+    moved = {"env": {"max_turns": 12}, "run": {"out": "b", "concurrency": 8}}
+    check_resume(tmp_path, wanted, resolved=moved)  # run.out and run.concurrency may differ
+    with pytest.raises(ValueError, match=r"other settings \(env\.max_turns: 12 -> 8\)"):
+        check_resume(tmp_path, wanted, resolved={**moved, "env": {"max_turns": 8}})
+    # A folder made before config.yaml existed: its run_config.json decides, then ours is saved.
+    (tmp_path / "config.yaml").unlink()
+    with pytest.raises(ValueError, match=r"\(timeout: 30\.0 -> 60\.0\)"):
+        check_resume(tmp_path, {"timeout": 60.0}, resolved=moved)
+    assert not (tmp_path / "config.yaml").exists()
+    check_resume(tmp_path, wanted, resolved=moved)
+    assert "concurrency: 8" in (tmp_path / "config.yaml").read_text()
 
 
 def rec(problem_id: str, sample: int = 0, status: str = "ok") -> dict:

@@ -245,7 +245,7 @@ def test_curate_end_to_end(servers, tmp_path, capsys) -> None:
     capsys.readouterr()
     assert curate(reasoner, judge, problems, out, "--max-interventions", "2") == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and "other settings (max_interventions)" in err
+    assert err.startswith("error: ") and "other settings (calm.max_interventions: 5 -> 2)" in err
 
     # A subset rerun into the folder rewrites the exports and the report of all of it.
     report_before = (out / "report.json").read_text()
@@ -267,3 +267,59 @@ def test_curate_with_the_judge_down_records_errors_to_retry(servers, tmp_path, c
     # The judge is back: the rerun retries the failed episode and keeps it.
     assert curate(reasoner, judge, problems, out) == 0
     assert [r["problem_id"] for r in pq.read_table(out / "sft.parquet").to_pylist()] == ["careful"]
+
+
+def test_curate_run_config_round_trip_and_resume(servers, tmp_path, capsys) -> None:
+    """--config + overrides -> config.yaml; the same config resumes, another is refused."""
+    reasoner, judge = servers
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text(json.dumps(PROBLEMS[0]) + "\n")
+    config = tmp_path / "curate.yaml"
+    config.write_text(
+        f"""
+reasoner: {{base_url: "{reasoner.base_url}", model: {REASONER}}}
+intervener: {{base_url: "{judge.base_url}", model: {JUDGE}, max_hint_chars: 300}}
+problems: {{file: "{problems}"}}
+sandbox: {{kind: local, workers: 2}}
+run: {{out: "{tmp_path / "run"}", concurrency: 4, progress: false, max_retries: 1}}
+"""
+    )
+    assert main(["calm", "curate", "--config", str(config), "calm.max_interventions=3"]) == 0
+    saved = (tmp_path / "run" / "config.yaml").read_text()
+    assert "max_interventions: 3" in saved and "max_hint_chars: 300" in saved
+    assert f"model: {JUDGE}" in saved
+    before = (len(reasoner.requests), len(judge.requests))
+    again = ["calm", "curate", "calm.max_interventions=3", "--config", str(config)]
+    assert main([*again, "--concurrency", "2"]) == 0  # concurrency may differ
+    assert (len(reasoner.requests), len(judge.requests)) == before
+    capsys.readouterr()
+    assert main([*again, "--max-hint-chars", "200", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert "other settings (intervener.max_hint_chars: 300 -> 200)" in err
+    assert (len(reasoner.requests), len(judge.requests)) == before  # refused before asking
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (["reasoner.model=m", "intervener.model=j", "calm.trigger=never"], ["calm.trigger"]),
+        (["reasoner.model=m", "judge.model=j"], ["unknown key 'judge'", "intervener"]),
+        (["reasoner.model=m", "intervener.model=j", "reasoner.top_p=high"], ["expected float"]),
+    ],
+)
+def test_curate_bad_run_configs_are_one_error_line(tmp_path, capsys, extra, words) -> None:
+    args = ["calm", "curate", "--benchmarks", "sample", "--out", str(tmp_path / "run")]
+    assert main([*args, *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    for word in words:
+        assert word in err
+
+
+def test_curate_names_the_missing_models(tmp_path, capsys) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["calm", "curate", "--benchmarks", "sample", "--out", str(tmp_path / "run")])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "required: --reasoner-model, --intervener-model (run config keys reasoner.model" in err
