@@ -227,6 +227,13 @@ _NEWLINES_RE = re.compile(r"\r\n?|[\u2028\u2029\x85]")
 # and isolates that reorder how text is displayed.
 _UNSAFE_CHAR_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]")
 _FENCE_RUN_RE = re.compile(r"`{3,}|~{3,}")
+# The pieces chat templates spell their control tokens and tags with: `<|im_end|>`,
+# `<|eot_id|>`, `<|endoftext|>`, and the tags Qwen-style templates wrap tool calls, tool results
+# and reasoning in. A zero-width space after "<" (and before ">") keeps each from being read
+# as the token by a tokenizer that matches added tokens in text.
+_CONTROL_TOKEN_RE = re.compile(
+    r"<(?=[|\uff5c]|/?(?:tool_call|tool_response|think)>)|[|\uff5c](?=>)"
+)
 FENCE_BREAK = "\u200b"  # ZERO WIDTH SPACE
 REPLACEMENT_CHAR = "\ufffd"
 
@@ -252,12 +259,18 @@ def render_output(text: str) -> str:
     4. In every run of three or more backticks or tildes, a ZERO WIDTH SPACE (U+200B) is put
        between each two of its characters ("```" becomes "`\\u200b`\\u200b`"), so no text in
        the block can close it, open another, or be read as a fence by any grader.
+    5. A ZERO WIDTH SPACE goes after "<" in "<|" (or the fullwidth "<\uff5c") and in the
+       tags "<tool_call>", "<tool_response>", "<think>" (and their closing forms), and after
+       "|" in "|>", so program output cannot spell a chat template's control token
+       (`<|im_end|>`) or tag: a trainer that tokenises a tool result with its chat template,
+       which reads added tokens in text, sees characters, not a fake end of turn or call.
     Everything else (including `\\boxed{}`) is kept as printed: it stays inside the block,
     where every grader ignores it.
     """
     text = _NEWLINES_RE.sub("\n", text)
     text = _ANSI_RE.sub("", text)
     text = _UNSAFE_CHAR_RE.sub(REPLACEMENT_CHAR, text)
+    text = _CONTROL_TOKEN_RE.sub(lambda m: m.group(0) + FENCE_BREAK, text)
     return break_fences(text)
 
 

@@ -183,6 +183,13 @@ RENDER_CASES = [
     ("tab and newline kept", "a\tb\nc", "a\tb\nc"),
     ("lone surrogate", "a\ud800b", "a\ufffdb"),
     ("bidi override", "a\u202eb\u2066c", "a\ufffdb\ufffdc"),
+    ("chatml end of turn", "<|im_end|>", f"<{Z}|im_end|{Z}>"),
+    ("llama end of turn", "x<|eot_id|>y", f"x<{Z}|eot_id|{Z}>y"),
+    ("fullwidth bars", "<\uff5cend\uff5c>", f"<{Z}\uff5cend\uff5c{Z}>"),
+    ("tool call tags", "<tool_call>{}</tool_call>", f"<{Z}tool_call>{{}}<{Z}/tool_call>"),
+    ("tool response and think", "</tool_response><think>", f"<{Z}/tool_response><{Z}think>"),
+    ("comparisons stay", "x < y | z > w and a<b", "x < y | z > w and a<b"),
+    ("other tags stay", "<b>1</b> <tool>", "<b>1</b> <tool>"),
 ]
 
 
