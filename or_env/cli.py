@@ -295,6 +295,8 @@ def cmd_sandbox_check(args: argparse.Namespace) -> int:
     network, memory limit, hidden paths), and which solvers each can import."""
     from or_env.sandbox import resolve_backend
 
+    if getattr(args, "ray", None):
+        return ray_pool_check(args)
     backend, why = resolve_backend("auto")
     if not args.json:
         _out(f"sandbox='auto' uses: {backend}\nwhy: {why}")
@@ -310,6 +312,124 @@ def cmd_sandbox_check(args: argparse.Namespace) -> int:
         _out(solver_table(reports))
     failed = [r for r in reports.values() if r["available"] and r.get("error")]
     return 1 if failed else 0
+
+
+def ray_pool_report(
+    address: str, pool_name: str, namespace: str, *, probe: bool = True
+) -> dict[str, Any]:
+    """The Ray sandbox pool as `sandbox check --ray` reports it: the nodes offering the
+    resource, the actors (node, IP, backend, workers, isolation, counters, memory) and the
+    solver probe run through the pool. A pool that does not exist yet is created for the
+    check (with the default options) and shut down afterwards."""
+    from or_env.sandbox.ray_pool import DEFAULT_RESOURCE, RaySandbox, import_ray, node_capacity
+
+    ray = import_ray()
+    if not ray.is_initialized():
+        ray.init(address=address, logging_level="WARNING", log_to_driver=False)
+    try:
+        ray.get_actor(pool_name, namespace=namespace)
+        existed = True
+    except ValueError:
+        existed = False
+    nodes = [
+        {
+            "node_id": node["NodeID"],
+            "ip": node.get("NodeManagerAddress"),
+            "units": node_capacity(node, DEFAULT_RESOURCE),
+            "cpus": node_capacity(node, None),
+        }
+        for node in ray.nodes()
+        if node.get("Alive")
+    ]
+    report: dict[str, Any] = {
+        "address": address,
+        "pool": pool_name,
+        "namespace": namespace,
+        "existed": existed,
+        "nodes": nodes,
+        "actors": [],
+    }
+    sandbox = RaySandbox(pool_name=pool_name, namespace=namespace, address=address)
+    try:
+        descriptions = sandbox.actor_descriptions()
+        stats = {s["name"]: s for s in sandbox.stats()}
+        for described in descriptions:
+            counters = stats.get(described["name"], {})
+            report["actors"].append(
+                {
+                    **{k: v for k, v in described.items() if k != "isolation_details"},
+                    "executions": counters.get("executions"),
+                    "failures": counters.get("failures"),
+                    "in_flight": counters.get("in_flight"),
+                    "memory_mib": round(counters.get("tree_pss_kib", 0) / 1024, 1),
+                }
+            )
+        if probe:
+            result = sandbox.run(solver_probe_program(), timeout=PROBE_TIMEOUT_S)
+            lines = [ln for ln in result.stdout.splitlines() if ln.startswith(_PROBE_MARKER)]
+            if lines:
+                report["modules"] = json.loads(lines[-1].removeprefix(_PROBE_MARKER))
+            else:
+                detail = result.sandbox_error or result.stderr.strip()[-300:] or "no output"
+                report["error"] = f"the probe program failed (exit {result.exit_code}): {detail}"
+    except Exception as exc:  # reported, not raised: this is a diagnostic
+        report["error"] = f"{type(exc).__name__}: {exc}"
+    finally:
+        report["created_for_check"] = sandbox.created
+        sandbox.close()  # shuts the pool down only if this check created it
+    return report
+
+
+def ray_pool_text(report: dict[str, Any]) -> str:
+    """The text of `or-env sandbox check --ray`."""
+    from or_env.sandbox.ray_pool import DEFAULT_RESOURCE, is_isolated
+
+    how = "found" if report["existed"] else "created for this check, then shut down"
+    lines = [
+        f"ray pool {report['pool']!r} (namespace {report['namespace']!r}) "
+        f"at {report['address']}: {how}"
+    ]
+    offering = [n for n in report["nodes"] if n["units"]]
+    lines.append(
+        f"nodes: {len(report['nodes'])} alive, {len(offering)} offering {DEFAULT_RESOURCE!r} "
+        f"({sum(n['units'] for n in offering)} units)"
+    )
+    if report["actors"]:
+        lines.append("")
+        lines.append(
+            f"{'actor':<26} {'node':<14} {'ip':<16} {'backend':<8} {'workers':>7} "
+            f"{'isolation':<16} {'execs':>7} {'MiB':>8}"
+        )
+        for actor in report["actors"]:
+            lines.append(
+                f"{actor['name']:<26} {actor['node_id'][:12]:<14} {actor['node_ip']:<16} "
+                f"{actor['backend']:<8} {actor['workers']:>7} {actor['isolation']!s:<16} "
+                f"{actor['executions']!s:>7} {actor['memory_mib']:>8}"
+            )
+        weak = [a["name"] for a in report["actors"] if not is_isolated(a["isolation"])]
+        if weak:
+            lines.append(
+                f"warning: {len(weak)} actor(s) run programs without namespaces or a container; "
+                "training refuses them (allow_unisolated)"
+            )
+    modules = report.get("modules")
+    if modules:
+        found = [f"{m} {v.get('version') or ''}".strip() for m, v in modules.items() if v.get("ok")]
+        missing = [m for m, v in modules.items() if not v.get("ok")]
+        lines.append("")
+        lines.append(f"solvers in the pool: {', '.join(found) or '-'}")
+        if missing:
+            lines.append(f"missing: {', '.join(missing)}")
+    if report.get("error"):
+        lines.append(f"error: {report['error']}")
+    return "\n".join(lines)
+
+
+def ray_pool_check(args: argparse.Namespace) -> int:
+    """`or-env sandbox check --ray ADDRESS`: report the cluster's sandbox pool."""
+    report = ray_pool_report(args.ray, args.pool, args.namespace, probe=not args.no_solvers)
+    _out(json.dumps(report, indent=2) if args.json else ray_pool_text(report))
+    return 1 if report.get("error") or not report["actors"] else 0
 
 
 def solver_probe_program(modules: tuple[str, ...] = SOLVER_MODULES) -> str:
@@ -529,6 +649,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-solvers", action="store_true", help="skip the solver import probe (faster)"
     )
     c.add_argument("--json", action="store_true", help="print the result as JSON")
+    c.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="report the Ray sandbox pool of this cluster instead (actors, nodes, backends, "
+        "isolation; 'auto': the running cluster); a pool not running yet is created for "
+        "the check and shut down",
+    )
+    c.add_argument("--pool", default="or_env_sandbox", help="the Ray pool's name (with --ray)")
+    c.add_argument("--namespace", default="or_env", help="the Ray pool's namespace (with --ray)")
     c.set_defaults(func=cmd_sandbox_check)
     c = add(sandbox_sub, "build", help="build the Docker sandbox image")
     how = c.add_mutually_exclusive_group()
@@ -547,6 +676,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--all", action="store_true", help="also those of running processes (stops their pools)"
     )
     c.set_defaults(func=cmd_sandbox_clean)
+    from or_env.integrations.serve import add_serve_command  # imports no optional package
+
+    add_serve_command(sub, HelpFormatter)
     _add_plugin_commands(sub)
     return parser
 

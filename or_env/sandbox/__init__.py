@@ -2,6 +2,8 @@
 
 `make_sandbox("auto")` picks the Docker backend when a daemon answers and the sandbox
 image exists, else the local backend (weaker isolation; it logs a warning saying so).
+`make_sandbox("ray")` uses a cluster-wide pool of Ray actors, each holding a local or
+Docker sandbox on a CPU node (`or_env.sandbox.ray_pool`; needs the `ray` extra).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from or_env.sandbox.base import ExecResult, Sandbox, SandboxBase, SandboxFailure
 
 logger = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "local", "docker")
+BACKENDS = ("auto", "local", "docker", "ray")
 
 __all__ = [
     "BACKENDS",
@@ -51,6 +53,10 @@ def resolve_backend(kind: str) -> tuple[str, str]:
 def make_sandbox(kind: str = "auto", **options: Any) -> Sandbox:
     """Create a new sandbox of the given kind; the caller owns it and must close it."""
     backend, why = resolve_backend(kind)
+    if backend == "ray":
+        from or_env.sandbox.ray_pool import RaySandbox
+
+        return RaySandbox(**options)
     if backend == "docker":
         from or_env.sandbox.docker import DockerSandbox
 
@@ -107,6 +113,8 @@ _verified: weakref.WeakSet = weakref.WeakSet()
 def require_isolation(sandbox: Sandbox, *, allow_unisolated: bool = False) -> None:
     """Refuse a local sandbox whose workers got no namespaces, unless told otherwise.
 
+    A Ray pool (`sandbox="ray"`) is refused when any of its actors' sandboxes is.
+
     Without namespaces a program shares the host's network, /tmp and IPC with every
     other execution and can read ground truths: an RL learner will find that and train
     on it. Docker sandboxes and local ones with namespaces pass; the first call starts a
@@ -115,9 +123,22 @@ def require_isolation(sandbox: Sandbox, *, allow_unisolated: bool = False) -> No
     if allow_unisolated or sandbox in _verified:
         return
     from or_env.sandbox.local import LocalSandbox
+    from or_env.sandbox.ray_pool import RaySandbox, is_isolated
 
     inner = getattr(sandbox, "inner", sandbox)  # wrappers that time or count executions
-    if isinstance(inner, LocalSandbox):
+    if isinstance(inner, RaySandbox):
+        # Each actor reports its own sandbox's mode (nodes may differ: "auto" decides per node).
+        weak = {
+            name: mode for name, mode in inner.isolation_modes().items() if not is_isolated(mode)
+        }
+        if weak:
+            raise UnisolatedSandboxError(
+                f"{len(weak)} Ray sandbox actor(s) run programs without namespaces or a "
+                f"container ({', '.join(f'{n}: {m!r}' for n, m in sorted(weak.items())[:4])}): "
+                "programs could read ground truths. Use backend='docker' in sandbox_options, "
+                "or nodes that allow user namespaces, or pass allow_unisolated=True"
+            )
+    elif isinstance(inner, LocalSandbox):
         if inner.isolation is None:
             inner.run("pass")
         mode = inner.isolation

@@ -28,9 +28,12 @@ with `response_mask` 0. The next request is then token for token the one the mod
 have got had the hint been there from the start.
 
 The sandbox comes from the loop's config (`agent_loop.yaml` keys become constructor kwargs):
-`sandbox` ("auto", "local", "docker") and `sandbox_options` (e.g. `workers`). Every
+`sandbox` ("auto", "local", "docker", "ray") and `sandbox_options` (e.g. `workers`). Every
 trajectory of a worker process uses `or_env.sandbox.shared_sandbox`, one bounded pool per
-process, never a container per rollout.
+process, never a container per rollout. With "ray" the pool is cluster-wide instead: Ray
+actors on the CPU nodes that offer the `or_env_sandbox` resource, found (or created) by
+the first trajectory of each worker off the event loop, then shared by every worker
+(`or_env.sandbox.ray_pool`; README "Sandboxes on CPU nodes").
 """
 
 from __future__ import annotations
@@ -155,8 +158,11 @@ class ORModelingAgentLoop(AgentLoopBase):
     """Plays one OR modeling episode per call of `run`, with env tokens masked out of the loss.
 
     Constructor kwargs beyond verl's (from `agent_loop.yaml`):
-    - sandbox: the sandbox backend ("auto", "local", "docker");
-    - sandbox_options: kwargs of that backend (e.g. {"workers": 8}); one pool per process;
+    - sandbox: the sandbox backend ("auto", "local", "docker", or "ray": a cluster-wide
+      pool of Ray actors on CPU nodes);
+    - sandbox_options: kwargs of that backend (e.g. {"workers": 8}; for "ray" e.g.
+      {"backend": "docker", "workers_per_actor": 32}); one pool per process (per cluster
+      for "ray");
     - allow_unisolated: train on a local sandbox without namespaces anyway (refused by
       default: a policy could read ground truths or leave state for later episodes);
     - env_kwargs: `ORModelingEnv` settings for every row (rows may override ROW_ENV_KEYS).
@@ -215,6 +221,12 @@ class ORModelingAgentLoop(AgentLoopBase):
     async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> AgentLoopOutput:
         extra_info = kwargs.get("extra_info") or {}
         ground_truth = (kwargs.get("reward_model") or {}).get("ground_truth")
+        pool = shared_sandbox(self.sandbox_kind, **self.sandbox_options)
+        astart = getattr(pool, "astart", None)
+        if astart is not None:
+            # sandbox="ray": find or create the cluster pool on a thread, so the worker's
+            # event loop never blocks on Ray (make_env's isolation check then costs nothing).
+            await astart()
         env = self.make_env(extra_info, ground_truth)
         sandbox = env.sandbox
         assert isinstance(sandbox, _TimedSandbox)
