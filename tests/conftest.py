@@ -5,7 +5,9 @@ docker-marked test that would skip for lack of Docker fails instead, so a broken
 cannot pass as a green run of skipped tests. Likewise OR_ENV_REQUIRE_DATA=1 (the
 benchmark folder is there): a `benchmark_data` or red-team test that skips fails instead,
 so neither a missing data folder nor a sandbox mode that could not be set up (say, the
-unprivileged one) hides behind a skip.
+unprivileged one) hides behind a skip. For the optional stacks the same holds per marker:
+OR_ENV_REQUIRE_<MARKER>=1 turns a skip of a test marked `ray`, `trl`, `serve`, `skyrl`,
+`verifiers` or `podman` into a failure.
 
 `--isolation-report=PATH.md` (opt-in) writes what the red-team suite measured: a
 markdown table with one row per attack category (tests marked `redteam(category)`) and
@@ -25,6 +27,8 @@ from pathlib import Path
 import pytest
 
 REDTEAM_CATEGORIES = ("network", "filesystem", "processes", "memory", "ipc", "time")
+# Markers of tests that need an optional stack; CI installs each and sets its flag.
+REQUIRABLE_MARKERS = ("ray", "trl", "serve", "skyrl", "verifiers", "podman")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -77,14 +81,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     outcome = yield
     report = outcome.get_result()
-    if os.environ.get("OR_ENV_REQUIRE_DATA") != "1" or not report.skipped:
+    if not report.skipped or hasattr(report, "wasxfail"):
         return
-    if hasattr(report, "wasxfail"):
-        return
-    if item.get_closest_marker("benchmark_data") or item.get_closest_marker("redteam"):
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+    required = [
+        f"OR_ENV_REQUIRE_{marker.upper()}"
+        for marker in REQUIRABLE_MARKERS
+        if item.get_closest_marker(marker)
+        and os.environ.get(f"OR_ENV_REQUIRE_{marker.upper()}") == "1"
+    ]
+    if os.environ.get("OR_ENV_REQUIRE_DATA") == "1" and (
+        item.get_closest_marker("benchmark_data") or item.get_closest_marker("redteam")
+    ):
+        required.append("OR_ENV_REQUIRE_DATA")
+    if required:
         report.outcome = "failed"
-        report.longrepr = f"skipped, but OR_ENV_REQUIRE_DATA=1 requires it to run: {reason}"
+        report.longrepr = f"skipped, but {required[0]}=1 requires it to run: {reason}"
 
 
 class IsolationReport:

@@ -10,6 +10,7 @@ reason (and what to do) when either is missing.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -24,6 +25,7 @@ import pytest
 
 from or_env import load_problems
 from or_env.reference import read_reported_answer
+from or_env.sandbox import docker_attach
 from or_env.sandbox.containers import (
     LABEL,
     OWNER_LABEL,
@@ -56,7 +58,11 @@ def _require_docker() -> None:
         pytest.skip(f"Docker sandbox unusable: {_usable[1]}")
 
 
-def _docker(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
+def _api():
+    return docker_attach.api()
+
+
+def _docker_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["docker", *args], capture_output=True, text=True, timeout=timeout, env=docker_cli_env()
     )
@@ -271,7 +277,7 @@ def test_container_killed_mid_execution_is_reported_and_replaced(single):
         t0 = time.monotonic()
         busy = pool.submit(single.run, "import time\ntime.sleep(30)", timeout=60)
         time.sleep(1.0)
-        assert _docker("kill", name).returncode == 0
+        _api().kill(name)
         r = busy.result(timeout=20)
     assert time.monotonic() - t0 < 10
     assert r.sandbox_error and name in r.sandbox_error and r.exit_code is None
@@ -284,7 +290,7 @@ def test_container_killed_mid_execution_is_reported_and_replaced(single):
 @pytest.mark.docker
 def test_container_killed_while_idle_is_replaced_before_use(single):
     (name,) = single.container_names()
-    assert _docker("kill", name).returncode == 0
+    _api().kill(name)
     assert _wait_until(lambda: name not in _pool_containers(single), 10)
     r = single.run("print('fresh')")
     assert r.ok and r.stdout == "fresh\n", r
@@ -298,7 +304,7 @@ def test_frozen_container_cannot_hang_a_call(single):
         t0 = time.monotonic()
         busy = pool.submit(single.run, "import time\ntime.sleep(0.5)\nprint(1)", timeout=1.0)
         time.sleep(0.2)
-        assert _docker("pause", name).returncode == 0
+        _api().pause(name)
         r = busy.result(timeout=30)
     elapsed = time.monotonic() - t0
     # The host gives up at timeout + reply_margin (1 + 2 s), whatever the container does.
@@ -393,22 +399,19 @@ def test_crashed_host_leaves_only_stale_containers_that_are_then_removed(sandbox
 def test_stale_label_filter_spares_live_owners(sandbox):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    created = _docker(
-        "create",
-        "--label", f"{LABEL}=1",
-        "--label", f"{OWNER_LABEL}={owner_id(dead.pid)}",
-        "--label", f"{POOL_LABEL}=stale-test",
-        "--name", f"or-env-sandbox-stale-test-{os.getpid()}",
+    _api().create_container(
         sandbox.image,
-    )  # fmt: skip
-    assert created.returncode == 0, created.stderr
+        name=f"or-env-sandbox-stale-test-{os.getpid()}",
+        labels={LABEL: "1", OWNER_LABEL: owner_id(dead.pid), POOL_LABEL: "stale-test"},
+    )
     try:
         assert f"or-env-sandbox-stale-test-{os.getpid()}" in remove_stale_containers()
         assert _containers_of("stale-test") == []
         assert len(_pool_containers(sandbox)) == sandbox.workers
         assert sandbox.run("print('alive')").stdout == "alive\n"
     finally:
-        _docker("rm", "-f", f"or-env-sandbox-stale-test-{os.getpid()}")
+        with contextlib.suppress(Exception):
+            _api().remove_container(f"or-env-sandbox-stale-test-{os.getpid()}", force=True)
 
 
 # ----------------------------------------------------------------------------- the daemon
@@ -461,3 +464,227 @@ def test_daemon_restart_mid_execution_then_heal(single):
     healed = single.run("print('back')")
     assert healed.ok and healed.stdout == "back\n", healed
     assert stopped.is_set()
+
+
+# ----------------------------------------------------------------------------- the SDK
+
+
+def test_sdk_config_carries_the_same_hardening():
+    spec = ContainerSpec(
+        image="img:1",
+        container_memory_mb=700,
+        cpus=0.5,
+        tmpfs_mb=32,
+        fsize_mb=16,
+        nofile=256,
+        labels=((LABEL, "1"),),
+        extra_run_args=("--runtime", "runsc"),
+    )
+    create, host = docker_attach.flags_to_config(spec.container_flags())
+    assert host["network_mode"] == "none" and create["network_disabled"] is True
+    assert host["read_only"] is True
+    assert host["mem_limit"] == host["memswap_limit"] == "700m"
+    assert host["nano_cpus"] == 500_000_000 and host["pids_limit"] == 64
+    assert host["cap_drop"] == ["ALL"]
+    assert set(host["cap_add"]) == {"SETUID", "SETGID", "CHOWN", "KILL"}
+    assert host["security_opt"] == ["no-new-privileges"]
+    assert {"Name": "fsize", "Soft": 16 << 20, "Hard": 16 << 20} in host["ulimits"]
+    assert {"Name": "nofile", "Soft": 256, "Hard": 256} in host["ulimits"]
+    assert host["log_config"]["Type"] == "none"
+    assert host["tmpfs"]["/tmp"].startswith("rw,nosuid,nodev,size=32m,nr_inodes=")
+    assert host["shm_size"] == "64m" and host["runtime"] == "runsc"
+    assert create["user"] == "0:0" and create["stop_signal"] == "SIGKILL"
+    assert create["labels"] == {LABEL: "1"}
+
+
+def test_unsupported_run_flags_are_refused_not_dropped():
+    with pytest.raises(ValueError, match="--privileged"):
+        DockerSandbox(workers=1, extra_run_args=["--privileged"], handle_sigterm=False)
+
+
+_COMPARED_HOST = (
+    "NetworkMode", "ReadonlyRootfs", "Tmpfs", "ShmSize", "Memory", "MemorySwap", "NanoCpus",
+    "PidsLimit", "CapDrop", "CapAdd", "SecurityOpt", "Ulimits", "LogConfig", "AutoRemove",
+)  # fmt: skip
+_COMPARED_CONFIG = ("User", "StopSignal", "Labels", "Cmd", "OpenStdin", "StdinOnce", "Tty")
+
+
+@pytest.mark.docker
+def test_pool_containers_are_hardened_as_specified(single):
+    sandbox = single
+    name = sandbox.container_names()[0]
+    info = _api().inspect_container(name)
+    host, config = info["HostConfig"], info["Config"]
+    assert host["NetworkMode"] == "none" and host["ReadonlyRootfs"] is True
+    assert host["Memory"] == host["MemorySwap"] == sandbox.spec.container_memory_mb << 20
+    assert host["NanoCpus"] == 1_000_000_000 and host["PidsLimit"] == 64
+    assert host["CapDrop"] == ["ALL"] and host["SecurityOpt"] == ["no-new-privileges"]
+    assert {c.removeprefix("CAP_") for c in host["CapAdd"]} == {"SETUID", "SETGID", "CHOWN", "KILL"}
+    assert host["LogConfig"]["Type"] == "none" and host["AutoRemove"] is True
+    assert config["User"] == "0:0" and config["StopSignal"] == "SIGKILL"
+    assert config["OpenStdin"] is True and config["StdinOnce"] is True
+    assert config["Labels"][POOL_LABEL] == sandbox.pool_id
+
+
+@pytest.mark.docker
+@pytest.mark.skipif(
+    __import__("shutil").which("docker") is None, reason="no docker CLI to compare with"
+)
+def test_sdk_and_cli_make_the_same_container(sandbox):
+    """What the SDK creates is what `docker run` with ContainerSpec's flags creates."""
+    spec = sandbox.spec
+    names = [f"or-env-sandbox-parity-{os.getpid()}-{k}" for k in ("cli", "sdk")]
+    cli = ["create", *spec.run_args(names[0])[2:]]  # `docker run ...` minus `docker run`
+    try:
+        created = _docker_cli(*cli)
+        assert created.returncode == 0, created.stderr
+        docker_attach.create_container(
+            _api(), names[1], spec.image, spec.worker_args(), spec.container_flags()
+        )
+        a, b = (_api().inspect_container(n) for n in names)
+        for key in _COMPARED_HOST:
+            left, right = a["HostConfig"][key], b["HostConfig"][key]
+            if key in ("CapAdd", "CapDrop"):  # the CLI writes CAP_-prefixed names, sorted
+                left, right = ({c.removeprefix("CAP_") for c in v} for v in (left, right))
+            assert left == right, key
+        for key in _COMPARED_CONFIG:
+            assert a["Config"][key] == b["Config"][key], key
+    finally:
+        for name in names:
+            with contextlib.suppress(Exception):
+                _api().remove_container(name, force=True)
+
+
+@pytest.mark.docker
+def test_daemon_events_mark_a_dead_idle_container_at_once(single):
+    (worker,) = single._pool.workers()
+    t0 = time.monotonic()
+    _api().kill(worker.name)
+    # No request needed: the `die` event (or the attach stream's end) says so.
+    assert _wait_until(lambda: not worker.alive, 3.0, 0.01)
+    assert time.monotonic() - t0 < 3.0
+    assert worker.container.returncode == 137
+    assert single.run("print('next')").stdout == "next\n"
+
+
+@pytest.mark.docker
+def test_a_killed_container_fails_its_pending_request_at_once(single):
+    with ThreadPoolExecutor(1) as pool:
+        busy = pool.submit(single.run, "import time\ntime.sleep(30)", timeout=60)
+        time.sleep(1.0)
+        t0 = time.monotonic()
+        _api().kill(single.container_names()[0])
+        r = busy.result(timeout=20)
+    assert time.monotonic() - t0 < 3.0
+    assert "exit status 137" in r.sandbox_error and "killed from outside" in r.sandbox_error
+
+
+NO_CLI_SCRIPT = """
+import shutil
+from or_env.sandbox.docker import DockerSandbox, docker_usable
+assert shutil.which("docker") is None, shutil.which("docker")
+print(docker_usable()[0])
+with DockerSandbox(workers=1) as box:
+    print(box.run("print(6 * 7)").stdout, end="")
+"""
+
+
+@pytest.mark.docker
+def test_the_sandbox_needs_no_docker_binary():
+    _require_docker()
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent)}  # the venv's bin only
+    proc = subprocess.run(
+        [sys.executable, "-c", NO_CLI_SCRIPT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO_ROOT,
+    )
+    assert proc.stdout.split() == ["True", "42"], proc.stderr[-2000:]
+
+
+# ----------------------------------------------------------------------------- Podman
+
+
+PODMAN_IMAGE = os.environ.get("OR_ENV_PODMAN_IMAGE", "")
+
+
+@pytest.fixture(scope="module")
+def podman_socket(tmp_path_factory):
+    """Podman's Docker-compatible service on a private socket, with the sandbox image.
+
+    Optional: skips with the reason when podman is not installed (CI: `apt-get install
+    -y podman`) or cannot run containers here.
+    """
+    podman = __import__("shutil").which("podman")
+    if podman is None:
+        pytest.skip("podman is not installed (apt-get install podman)")
+    _require_docker()  # the image is copied over from the Docker daemon
+    image = PODMAN_IMAGE or f"docker.io/library/{DockerSandbox(workers=1).image}"
+    have = subprocess.run([podman, "image", "exists", image], check=False, timeout=60)
+    if have.returncode != 0:
+        source = image.removeprefix("docker.io/library/")
+        pulled = subprocess.run(
+            [podman, "pull", f"docker-daemon:{source}"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=600,
+        )
+        if pulled.returncode != 0:
+            pytest.skip(f"podman could not copy {source} from Docker: {pulled.stderr[-300:]}")
+    sock = tmp_path_factory.mktemp("podman") / "podman.sock"
+    service = subprocess.Popen(
+        [podman, "system", "service", "--time=0", f"unix://{sock}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        if not _wait_until(sock.exists, 20):
+            pytest.skip("podman system service did not open its socket")
+        yield f"unix://{sock}", image
+    finally:
+        service.terminate()
+        service.wait(20)
+
+
+PODMAN_SCRIPT = """
+import sys, time
+from or_env.sandbox.containers import list_containers
+from or_env.sandbox.docker import DockerSandbox, docker_usable
+ok, why = docker_usable()
+assert ok and "Podman" in why, why
+# This machine lets no runtime raise RLIMIT_NPROC (podman raises it by default).
+box = DockerSandbox(workers=1, extra_run_args=sys.argv[1:])
+r = box.run("print(6 * 7)")
+assert r.stdout == "42\\n", r
+name = box.container_names()[0]
+from or_env.sandbox import docker_attach
+docker_attach.api().kill(name)
+t0 = time.monotonic()
+while box._pool.workers()[0].alive and time.monotonic() - t0 < 10:
+    time.sleep(0.01)
+assert box.run("print('healed')").stdout == "healed\\n"
+box.close()
+assert list_containers(f"label=or-env.sandbox.pool={box.pool_id}") == []
+print("podman ok")
+"""
+
+
+@pytest.mark.docker
+@pytest.mark.podman
+@pytest.mark.slow
+def test_podman_compatible_socket(podman_socket):
+    host, image = podman_socket
+    env = {**os.environ, "DOCKER_HOST": host, "OR_ENV_SANDBOX_IMAGE": image}
+    extra = os.environ.get("OR_ENV_PODMAN_RUN_ARGS", "--ulimit nproc=1024:1024")
+    proc = subprocess.run(
+        [sys.executable, "-c", PODMAN_SCRIPT, *extra.split()],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO_ROOT,
+    )
+    assert "podman ok" in proc.stdout, proc.stderr[-3000:]
