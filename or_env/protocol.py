@@ -228,11 +228,14 @@ _NEWLINES_RE = re.compile(r"\r\n?|[\u2028\u2029\x85]")
 _UNSAFE_CHAR_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]")
 _FENCE_RUN_RE = re.compile(r"`{3,}|~{3,}")
 # The pieces chat templates spell their control tokens and tags with: `<|im_end|>`,
-# `<|eot_id|>`, `<|endoftext|>`, and the tags Qwen-style templates wrap tool calls, tool results
-# and reasoning in. A zero-width space after "<" (and before ">") keeps each from being read
-# as the token by a tokenizer that matches added tokens in text.
+# `<|eot_id|>`, `<|endoftext|>` (ChatML, Qwen, Llama 3, DeepSeek's fullwidth bars), the tags
+# Qwen-style templates wrap tool calls, tool results and reasoning in, Gemma's turn markers,
+# and Mistral's and Llama 2's `</s>`, `[INST]` and tool brackets. A zero-width space after the
+# opening "<" or "[" (and before ">") keeps each from being read as the token by a tokenizer
+# that matches added tokens in text.
 _CONTROL_TOKEN_RE = re.compile(
-    r"<(?=[|\uff5c]|/?(?:tool_call|tool_response|think)>)|[|\uff5c](?=>)"
+    r"<(?=[|\uff5c]|/?(?:tool_call|tool_response|think|s|start_of_turn|end_of_turn)>)"
+    r"|[|\uff5c](?=>)|\[(?=/?(?:INST|TOOL_CALLS|TOOL_RESULTS|AVAILABLE_TOOLS)\])"
 )
 FENCE_BREAK = "\u200b"  # ZERO WIDTH SPACE
 REPLACEMENT_CHAR = "\ufffd"
@@ -260,10 +263,15 @@ def render_output(text: str) -> str:
        between each two of its characters ("```" becomes "`\\u200b`\\u200b`"), so no text in
        the block can close it, open another, or be read as a fence by any grader.
     5. A ZERO WIDTH SPACE goes after "<" in "<|" (or the fullwidth "<\uff5c") and in the
-       tags "<tool_call>", "<tool_response>", "<think>" (and their closing forms), and after
-       "|" in "|>", so program output cannot spell a chat template's control token
-       (`<|im_end|>`) or tag: a trainer that tokenises a tool result with its chat template,
-       which reads added tokens in text, sees characters, not a fake end of turn or call.
+       tags "<tool_call>", "<tool_response>", "<think>", "<s>", "<start_of_turn>",
+       "<end_of_turn>" (and their closing forms), after "|" in "|>", and after "[" in
+       "[INST]", "[TOOL_CALLS]", "[TOOL_RESULTS]", "[AVAILABLE_TOOLS]" (and closing forms),
+       so program output cannot spell the control tokens of the common chat templates
+       (ChatML/Qwen, Llama 2 and 3, Mistral, Gemma, DeepSeek): a trainer that tokenises a
+       tool result with its chat template, which reads added tokens in text, sees
+       characters, not a fake end of turn or call. Other families' tokens are not known
+       here: tokenise observations with `split_special_tokens=True` (the verl and TRL
+       inline loops do).
     Everything else (including `\\boxed{}`) is kept as printed: it stays inside the block,
     where every grader ignores it.
     """

@@ -7,8 +7,8 @@ blocks (`TOOL_SCHEMAS`, `ORModelingEnv.tools`):
 - `run_python(code)`: runs `code` as a complete program in the sandbox, with the same budgets
   as a ```python block; the tool message holds its output, rendered by
   `or_env.protocol.render_output` like an ```output block.
-- `submit_answer(answer)`: grades `answer` exactly as the content of a final `\\boxed{}`
-  (`or_env.grading.grade_answer_content`) and ends the episode.
+- `submit_answer(answer)`: grades `answer` as the content of a final `\\boxed{}` is graded
+  (the same reading, `or_env.grading.grade_answer_content`) and ends the episode.
 
 An action is an assistant message `{"role": "assistant", "content": ..., "tool_calls": [...]}`
 (OpenAI shape: each call `{"id", "type": "function", "function": {"name", "arguments"}}`, the
@@ -20,16 +20,21 @@ message saying it was not run, so that each call has its answer and the turn bud
 same as in the text renderings. Anything the policy gets wrong is a format observation, never
 an exception: no call ("no_tool_call"), an unknown tool ("unknown_tool"), arguments that are
 not a JSON object or lack a required string ("bad_tool_arguments"), a message that is not an
-assistant message of that shape ("malformed_message"), text over the length limit
-("too_long"), and a program holding a lone surrogate ("unencodable_code").
+assistant message of that shape ("malformed_message"), more than MAX_TOOL_CALLS calls
+("too_many_tool_calls"), a message over the length limit ("too_long": its text, ids, names and
+arguments counted), and a program holding a lone surrogate ("unencodable_code").
+
+Call ids are echoed in the tool messages the env writes, so only plain ids (letters, digits,
+`_.:-`, at most 64 characters, unique in the message) are kept; any other gets a fresh one.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from or_env.grading import Tolerance, grade_answer_content
@@ -46,6 +51,9 @@ from or_env.sandbox.base import ExecResult
 
 RUN_PYTHON = "run_python"
 SUBMIT_ANSWER = "submit_answer"
+#: The most tool calls one message may hold; a message with more is not read.
+MAX_TOOL_CALLS = 16
+_PLAIN_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 #: OpenAI function schemas of the two tools (what `ORModelingEnv.tools` returns).
 TOOL_SCHEMAS: tuple[dict[str, Any], ...] = (
@@ -107,6 +115,8 @@ TOOL_FORMAT_MESSAGES = {
     "unknown_tool": "Your message calls a tool that does not exist.",
     "bad_tool_arguments": "The arguments of your tool call could not be read.",
     "malformed_message": "Your message is not an assistant message with tool calls.",
+    "too_many_tool_calls": f"Your message has more than {MAX_TOOL_CALLS} tool calls; it was "
+    "not read.",
     "too_long": f"Your message is over the limit of {MAX_ACTION_CHARS:,} characters; it was "
     "not read.",
     "unencodable_code": "Your program contains a character that is not valid Unicode, so it "
@@ -204,11 +214,28 @@ def read_assistant_message(action: str | Mapping[str, Any], turn: int = 0) -> As
         raw_calls = []
     if not isinstance(raw_calls, list | tuple):
         return _malformed("Your message's tool_calls must be a list.")
-    size = len(content) + sum(_call_size(call) for call in raw_calls)
-    if size > MAX_ACTION_CHARS:
-        return AssistantMessage("", problem="too_long", detail=_too_long(size))
-    calls = tuple(_read_call(call, turn, index) for index, call in enumerate(raw_calls))
-    return AssistantMessage(content, calls)
+    if len(raw_calls) > MAX_TOOL_CALLS:
+        return AssistantMessage(
+            "",
+            problem="too_many_tool_calls",
+            detail=f"Your message has {len(raw_calls):,} tool calls, over the limit of "
+            f"{MAX_TOOL_CALLS}; it was not read.",
+        )
+    size = len(content)
+    for index, call in enumerate(raw_calls):  # at most MAX_TOOL_CALLS of them
+        call_size = _serialised_size(call)
+        if call_size is None:
+            return _malformed(f"Tool call {index + 1} of your message is not JSON data.")
+        size += call_size
+        if size > MAX_ACTION_CHARS:
+            return AssistantMessage("", problem="too_long", detail=_too_long(size))
+    calls: list[ToolCall] = []
+    for index, call in enumerate(raw_calls):
+        read = _read_call(call, turn, index)
+        if read.id in {c.id for c in calls}:
+            read = replace(read, id=f"call_{turn}_{index}_dup")
+        calls.append(read)
+    return AssistantMessage(content, tuple(calls))
 
 
 def _too_long(size: int) -> str:
@@ -222,17 +249,13 @@ def _malformed(detail: str) -> AssistantMessage:
     return AssistantMessage("", problem="malformed_message", detail=detail)
 
 
-def _call_size(call: object) -> int:
-    if not isinstance(call, Mapping):
-        return 0
-    function = call.get("function")
-    arguments = function.get("arguments") if isinstance(function, Mapping) else None
-    if isinstance(arguments, str):
-        return len(arguments)
-    # A decoded mapping: its values are what could be large.
-    if isinstance(arguments, Mapping):
-        return sum(len(v) for v in arguments.values() if isinstance(v, str))
-    return 0
+def _serialised_size(call: object) -> int | None:
+    """How many characters a call takes as JSON (ids, names, arguments and all), or None when
+    it is not JSON data (too deep, circular, or holding other objects)."""
+    try:
+        return len(json.dumps(call, ensure_ascii=False))
+    except (TypeError, ValueError, RecursionError):
+        return None
 
 
 def _read_call(call: object, turn: int, index: int) -> ToolCall:
@@ -242,7 +265,9 @@ def _read_call(call: object, turn: int, index: int) -> ToolCall:
             fallback_id, "", "", problem="malformed_message", detail=_shape_detail(index)
         )
     call_id = call.get("id")
-    call_id = call_id if isinstance(call_id, str) and call_id else fallback_id
+    # The id is echoed in the env's tool message: only a plain one is kept.
+    call_id = call_id if isinstance(call_id, str) and _PLAIN_ID_RE.fullmatch(call_id) else None
+    call_id = call_id or fallback_id
     function = call.get("function")
     if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
         return ToolCall(call_id, "", "", problem="malformed_message", detail=_shape_detail(index))
@@ -265,12 +290,17 @@ def _read_call(call: object, turn: int, index: int) -> ToolCall:
             decoded = json.loads(arguments) if arguments.strip() else {}
         except ValueError as exc:  # JSONDecodeError, or a lone surrogate's UnicodeError
             return _bad_arguments(call_id, name, arguments, f"are not valid JSON ({exc})")
+        except RecursionError:
+            return _bad_arguments(call_id, name, arguments, "are nested too deeply")
     if not isinstance(decoded, Mapping):
         return _bad_arguments(call_id, name, arguments, "are not a JSON object")
     wanted = _REQUIRED_ARGUMENT[name]
     value = decoded.get(wanted)
     if name == SUBMIT_ANSWER and isinstance(value, int | float) and not isinstance(value, bool):
-        value = repr(value)  # a number where the schema says string: read it as written
+        try:
+            value = repr(value)  # a number where the schema says string: read it as written
+        except ValueError:  # an int too long to convert to text
+            return _bad_arguments(call_id, name, arguments, "have a number too long to read")
     if not isinstance(value, str):
         missing = "lack" if value is None else "have a non-string"
         return _bad_arguments(call_id, name, arguments, f"{missing} the argument {wanted!r}")
@@ -388,7 +418,7 @@ def describe_tool_calls(tool_calls: Sequence[Mapping[str, Any]]) -> str:
         if isinstance(arguments, str):
             try:
                 decoded = json.loads(arguments)
-            except ValueError:
+            except (ValueError, RecursionError):
                 decoded = None
         if (
             name == RUN_PYTHON

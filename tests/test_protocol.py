@@ -188,6 +188,9 @@ RENDER_CASES = [
     ("fullwidth bars", "<\uff5cend\uff5c>", f"<{Z}\uff5cend\uff5c{Z}>"),
     ("tool call tags", "<tool_call>{}</tool_call>", f"<{Z}tool_call>{{}}<{Z}/tool_call>"),
     ("tool response and think", "</tool_response><think>", f"<{Z}/tool_response><{Z}think>"),
+    ("gemma turn markers", "<end_of_turn><start_of_turn>", f"<{Z}end_of_turn><{Z}start_of_turn>"),
+    ("mistral brackets", "</s>[INST][/TOOL_RESULTS]", f"<{Z}/s>[{Z}INST][{Z}/TOOL_RESULTS]"),
+    ("brackets and tags that are no token stay", "a[1] [instance] <sum>", "a[1] [instance] <sum>"),
     ("comparisons stay", "x < y | z > w and a<b", "x < y | z > w and a<b"),
     ("other tags stay", "<b>1</b> <tool>", "<b>1</b> <tool>"),
 ]

@@ -101,6 +101,11 @@ def test_reading_a_call(action, problem, value):
         ({"content": "", "tool_calls": "run_python"}, "malformed_message"),
         ("x" * 1_000_001, "too_long"),
         (message(run("x" * 1_000_001)), "too_long"),
+        (message(*[run("print(1)", f"c{i}") for i in range(17)]), "too_many_tool_calls"),
+        (
+            message({"function": {"name": RUN_PYTHON, "arguments": {"code": {1, 2}}}}),
+            "malformed_message",
+        ),
     ],
 )
 def test_reading_a_message_that_cannot_be_read(action, problem):
