@@ -2,6 +2,7 @@
 memory and kill times, checked against the targets.
 
 Modes, each for `print(1)` and a small pulp LP, at concurrency 1 and 2:
+  in-process       exec() in this process, solvers warm (concurrency 1 only): the floor
   docker pool      DockerSandbox: warm containers, one fork per program
   local pool       LocalSandbox: warm fork-server processes on the host
   cold python      a new `python -` process per program (same thread settings)
@@ -15,6 +16,8 @@ Prints a markdown table and the targets; `--json OUT` also writes the raw figure
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import platform
@@ -44,6 +47,19 @@ def _sandbox_runner(box) -> Runner:
     def run(code: str) -> tuple[str, bool]:
         r = box.run(code, timeout=60)
         return r.stdout, r.ok
+
+    return run
+
+
+def _in_process_runner() -> Runner:
+    """exec() in this process: no sandbox at all, the floor the sandboxes are measured to."""
+    import pulp  # noqa: F401  (preloaded, as in the workers)
+
+    def run(code: str) -> tuple[str, bool]:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(compile(code, "main.py", "exec"), {"__name__": "__main__"})
+        return out.getvalue(), True
 
     return run
 
@@ -186,13 +202,15 @@ PROCESS_COUNT = "import os\nprint(sum(p.isdigit() for p in os.listdir('/proc')))
 def fork_bomb_cleanup(box: DockerSandbox, k: int, timeout: float = 2.0) -> dict:
     """Seconds from a fork bomb's deadline until the call returns with it all reaped."""
     late, clean = [], []
+    # What a container shows besides the program: its worker, the forker and the next
+    # execution's process (counted before any bomb, as the most any program saw).
+    usual = max(int(box.run(PROCESS_COUNT).stdout) for _ in range(6))
     for _ in range(k):
         t0 = time.perf_counter()
         r = box.run(FORK_BOMB, timeout=timeout)
         late.append(time.perf_counter() - t0 - timeout)
         assert r.timed_out, r
-        # Every container shows its worker and the checking program only.
-        clean.append(all(box.run(PROCESS_COUNT).stdout.strip() == "2" for _ in range(3)))
+        clean.append(all(int(box.run(PROCESS_COUNT).stdout) <= usual for _ in range(3)))
     return {
         "k": k,
         "late_p50_ms": 1000 * statistics.median(late),
@@ -213,6 +231,23 @@ def _targets(rows: list[dict], extra: dict) -> list[tuple[str, str, bool | None]
 
     out: list[tuple[str, str, bool | None]] = []
     lp = "pulp LP (HiGHS)"
+    cores = min(2, os.cpu_count() or 1)  # the c=2 pools use one core per worker
+    for mode in ("local pool", "docker pool"):
+        p1, l1 = get(mode, "print(1)", 1, "p50_ms"), get(mode, lp, 1, "p50_ms")
+        if p1 is not None:
+            out.append((f"{mode} print(1) p50 <= 2 ms (c=1)", f"{p1:.1f} ms", p1 <= 2))
+        if l1 is not None:
+            out.append((f"{mode} LP p50 <= 3 ms (c=1)", f"{l1:.1f} ms", l1 <= 3))
+        l2 = get(mode, lp, 2, "per_s")
+        if l2 is not None:
+            per_core = l2 / cores
+            out.append(
+                (
+                    f"{mode} >= 150 LP exec/s per core, 2 callers",
+                    f"{per_core:.0f}/s per core ({l2:.0f}/s on {cores})",
+                    per_core >= 150,
+                )
+            )
     dp, lc = get("docker pool", "print(1)", 1, "p50_ms"), get("local pool", "print(1)", 1, "p50_ms")
     if dp is not None and lc is not None:
         out.append(
@@ -280,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             print(f"  {mode:12s} {prog:16s} c={c}: p50 {row['p50_ms']:.1f} ms", file=sys.stderr)
 
+    load_before = os.getloadavg()
+    add("in-process", _in_process_runner(), args.n, 1)
     for c in (1, 2):
         with DockerSandbox(workers=c, image=image, handle_sigterm=False) as box:
             box.start()
@@ -298,7 +335,12 @@ def main(argv: list[str] | None = None) -> int:
         extra["fork_bomb"] = fork_bomb_cleanup(box, 3)
 
     targets = _targets(rows, extra)
+    load_after = os.getloadavg()
     print(f"Host: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    print(
+        "Load average (1/5/15 min) before: {:.1f} / {:.1f} / {:.1f}, after: {:.1f} / {:.1f} / "
+        "{:.1f}".format(*load_before, *load_after)
+    )
     print(f"Image: {image}\n")
     print("| mode | program | c | n | p50 ms | p90 ms | exec/s | failures |")
     print("|---|---|---|---|---|---|---|---|")
@@ -341,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
         payload = {
             "host": platform.platform(),
             "cpus": os.cpu_count(),
+            "load_average": {"before": load_before, "after": load_after},
             "image": image,
             "rows": rows,
             **extra,

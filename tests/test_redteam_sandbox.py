@@ -597,6 +597,94 @@ print(json.dumps({"count": len(pids), "host_processes": seen}))
 """
 
 
+# The next execution's process is made ahead and waits for its program; with a sandbox
+# uid (docker, local as root) it is made while the previous program runs. That program
+# looks for it (its sibling in a session of its own) and tries to stop, interrupt, kill,
+# trace and read it, and to plant a file in its /tmp; the next program must not notice.
+ATTACK_NEXT = """
+import ctypes, json, os, signal, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.ptrace.restype = ctypes.c_long
+me, parent = os.getpid(), os.getppid()
+
+def waiting():
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == me:
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent and int(fields[3]) == int(name):  # sibling, own session
+            found.append(int(name))
+    return found
+
+limit = time.monotonic() + 3
+while not waiting() and time.monotonic() < limit:
+    time.sleep(0.01)
+out = {}
+for pid in waiting():
+    r = {}
+    for sig in (signal.SIGSTOP, signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.kill(pid, sig)
+            r[sig.name] = "SENT"
+        except OSError as exc:
+            r[sig.name] = type(exc).__name__
+    rc = libc.ptrace(ctypes.c_long(16), ctypes.c_long(pid), None, None)  # PTRACE_ATTACH
+    r["ptrace"] = "ATTACHED" if rc == 0 else ctypes.get_errno()
+    for what in ("mem", "environ", "fd"):
+        try:
+            if what == "fd":
+                os.listdir(f"/proc/{pid}/fd")
+            else:
+                open(f"/proc/{pid}/{what}", "rb").close()
+            r[what] = "OPENED"
+        except OSError as exc:
+            r[what] = type(exc).__name__
+    try:
+        with open(f"/proc/{pid}/root/tmp/planted-" + P["token"], "w") as f:
+            f.write("planted")
+        r["plant"] = "WRITTEN"
+    except OSError as exc:
+        r["plant"] = type(exc).__name__
+    out[str(pid)] = r
+print(json.dumps({"attacked": out}))
+"""
+
+AFTER_ATTACK = """
+import glob, json, os
+print(json.dumps({
+    "planted": glob.glob("/tmp/planted-*") + glob.glob("/tmp/*/planted-*"),
+    "pid": os.getpid(),
+}))
+"""
+
+
+@pytest.mark.redteam("processes")
+def test_the_waiting_next_process_is_out_of_the_programs_reach(backend, fresh, token):
+    box = fresh(workers=1, timeout=10)
+    box.run("print(0)")
+    r = box.run(program(ATTACK_NEXT, token=token))
+    assert r.sandbox_error is None and r.exit_code == 0, r
+    attacked = results(r)["attacked"]
+    if backend in ("docker", "local") and IS_ROOT:
+        assert attacked, f"no waiting process found to attack: {r}"  # it exists there
+    for pid, outcome in attacked.items():
+        reached = [k for k, v in outcome.items() if v in ("SENT", "ATTACHED", "OPENED", "WRITTEN")]
+        assert not reached, f"the program reached the waiting process {pid}: {outcome}"
+    after = box.run(program(AFTER_ATTACK))
+    assert after.ok and after.sandbox_error is None and not after.timed_out, after
+    out = results(after)
+    assert out["planted"] == [], out
+    if attacked:  # the very process attacked runs it, unharmed
+        assert str(out["pid"]) in attacked, (out, attacked)
+    for _ in range(3):
+        assert box.run("print(2)").stdout == "2\n"
+
+
 @pytest.mark.redteam("processes")
 def test_host_processes_are_invisible(box):
     """The host's process table (command lines, and with them the pids to attack)."""

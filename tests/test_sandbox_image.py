@@ -6,17 +6,22 @@ or the tag in $OR_ENV_SANDBOX_IMAGE); they skip with the reason when either is m
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import select
 import shutil
+import socket
 import struct
 import subprocess
+import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
-from or_env.sandbox import image
+from or_env.sandbox import docker_attach, image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,6 +64,22 @@ HARDENED = [
             "did not answer",
         ),
         ("", "no error text"),
+        # The SDK's words for the same troubles.
+        (
+            "Error while fetching server API version: ('Connection aborted.', "
+            "PermissionError(13, 'Permission denied'))",
+            "docker group",
+        ),
+        (
+            "Error while fetching server API version: ('Connection aborted.', "
+            "FileNotFoundError(2, 'No such file or directory'))",
+            "not running",
+        ),
+        (
+            "Error while fetching server API version: ('Connection aborted.', "
+            "ConnectionRefusedError(111, 'Connection refused'))",
+            "not running",
+        ),
     ],
 )
 def test_explain_docker_error(stderr: str, expected: str) -> None:
@@ -112,27 +133,65 @@ def test_build_context_override_without_files_says_what_is_missing(
         image.build_context()
 
 
-def test_daemon_status_without_docker_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("PATH", str(tmp_path))
+def test_daemon_status_without_the_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "docker", None)  # `import docker` raises ImportError
+    monkeypatch.setattr(docker_attach, "_clients", {})
     ok, why = image.daemon_status()
     assert not ok
-    assert "not installed" in why
+    assert "or-env[docker]" in why and "not installed" in why
     assert not image.image_exists("or-env-sandbox:any")
 
 
-needs_docker_cli = pytest.mark.skipif(shutil.which("docker") is None, reason="no docker CLI")
-
-
-@needs_docker_cli
-def test_daemon_status_and_build_when_daemon_is_unreachable(
+def test_daemon_status_when_daemon_is_unreachable(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-daemon.sock")
     ok, why = image.daemon_status()
     assert not ok
-    assert "not running" in why
+    assert "not running" in why and "DOCKER_HOST" in why
     with pytest.raises(image.ImageBuildError, match="not running"):
         image.build_image(offline=False)
+
+
+def test_daemon_status_permission_denied(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root can open any socket")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(tmp_path / "d.sock"))
+    sock.listen()
+    os.chmod(tmp_path / "d.sock", 0)
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/d.sock")
+    ok, why = image.daemon_status()
+    sock.close()
+    assert not ok and "docker group" in why
+
+
+def test_daemon_status_of_a_hung_daemon_is_bounded(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A socket that accepts and never answers: the check gives up at its timeout.
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(tmp_path / "hung.sock"))
+    sock.listen(8)
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/hung.sock")
+    try:
+        t0 = time.monotonic()
+        ok, why = image.daemon_status(timeout=1)
+        assert time.monotonic() - t0 < 5
+    finally:
+        sock.close()
+    assert not ok and "did not answer within 1 s" in why
+
+
+@pytest.mark.docker
+def test_daemon_status_needs_no_docker_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    ok, _ = image.daemon_status()
+    if not ok:
+        pytest.skip("no Docker daemon")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no `docker` binary to be found
+    ok, why = image.daemon_status()
+    assert ok, why
+    assert why.startswith("Docker ")
 
 
 def test_offline_script_parses() -> None:
@@ -162,10 +221,7 @@ def sandbox_image() -> str:
 
 
 def _inspect(tag: str) -> dict:
-    out = subprocess.run(
-        ["docker", "image", "inspect", tag], capture_output=True, text=True, check=True
-    ).stdout
-    return json.loads(out)[0]["Config"]
+    return docker_attach.api().inspect_image(tag)["Config"]
 
 
 @pytest.mark.docker
@@ -322,21 +378,20 @@ for name, code in snippets.items():
 @pytest.fixture(scope="module")
 def solver_results(sandbox_image: str) -> dict[str, dict]:
     snippets = {name: textwrap.dedent(code) for name, code in SOLVER_SNIPPETS.items()}
-    proc = subprocess.run(
-        ["docker", "run", "--rm", "-i", *HARDENED, "--entrypoint", "python", sandbox_image,
-         "-c", RUNNER],
-        input=json.dumps(snippets) + "\n",
-        capture_output=True,
-        text=True,
+    code, out, err = docker_attach.run_container(
+        sandbox_image,
+        ["-c", RUNNER],
+        HARDENED,
+        entrypoint=["python"],
+        input=(json.dumps(snippets) + "\n").encode(),
         timeout=180,
-        check=False,
-    )  # fmt: skip
+    )
     results = {}
-    for line in proc.stdout.splitlines():
+    for line in out.decode().splitlines():
         if line.startswith("RESULT "):
             row = json.loads(line[len("RESULT ") :])
             results[row["name"]] = row
-    assert "_env" in results, f"runner failed (exit {proc.returncode}): {proc.stderr[-2000:]}"
+    assert "_env" in results, f"runner failed (exit {code}): {err[-2000:].decode()}"
     return results
 
 
@@ -354,39 +409,49 @@ def test_solver_imports_and_solves_tiny_lp(solver_results: dict[str, dict], solv
     assert row["obj"] == pytest.approx(11.0, rel=1e-6)
 
 
-def _frame(proc: subprocess.Popen) -> dict:
-    assert proc.stdout is not None
-    header = proc.stdout.read(4)
-    assert len(header) == 4, "the worker closed its output"
-    return json.loads(proc.stdout.read(struct.unpack(">I", header)[0]))
+def _read_exact(fd: int, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = os.read(fd, n - len(buf))
+        assert chunk, "the worker closed its output"
+        buf += chunk
+    return buf
+
+
+def _frame(box: docker_attach.AttachedContainer) -> dict:
+    header = _read_exact(box.stdout.fileno(), 4)
+    return json.loads(_read_exact(box.stdout.fileno(), struct.unpack(">I", header)[0]))
+
+
+def _send(box: docker_attach.AttachedContainer, data: bytes) -> None:
+    fd, view = box.stdin.fileno(), memoryview(data)
+    while view:
+        select.select([], [fd], [], 10)
+        with contextlib.suppress(BlockingIOError):
+            view = view[os.write(fd, view) :]
 
 
 @pytest.mark.docker
 def test_entrypoint_worker_serves_a_run(sandbox_image: str) -> None:
     """The image's own ENTRYPOINT starts the fork server as PID 1 with the solvers loaded."""
-    proc = subprocess.Popen(
-        ["docker", "run", "--rm", "-i", *HARDENED, sandbox_image],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+    box = docker_attach.AttachedContainer(
+        f"or-env-image-test-{os.getpid()}", sandbox_image, [], HARDENED, auto_remove=False
     )
     try:
-        ready = _frame(proc)
+        ready = _frame(box)
         assert ready["ready"] is True
         assert ready["pid"] == 1
         assert ready["missing"] == []
         assert set(ready["preloaded"]) >= {"numpy", "scipy", "pulp", "highspy"}
         code = textwrap.dedent(SOLVER_SNIPPETS["pulp_cbc"]) + "print(obj)\n"
         request = json.dumps({"op": "run", "code": code, "timeout": 30, "max_output": 65536})
-        assert proc.stdin is not None
-        proc.stdin.write(struct.pack(">I", len(request)) + request.encode())
-        proc.stdin.flush()
-        result = _frame(proc)
+        _send(box, struct.pack(">I", len(request)) + request.encode())
+        result = _frame(box)
         assert result["exit_code"] == 0, result
         assert float(result["stdout"].split()[0]) == pytest.approx(11.0)
-        proc.stdin.close()
-        assert proc.wait(timeout=30) == 0
+        box.stdin.close()  # end of input: the worker exits by itself
+        assert box.wait(timeout=30) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        box.kill()
+        box.stdin.close()
+        docker_attach.api().remove_container(box.id, force=True)

@@ -150,15 +150,28 @@ _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 22, 2
 _SECCOMP_RET_ALLOW, _SECCOMP_RET_ERRNO = 0x7FFF0000, 0x00050000
 
 
-def forbid_kernel_keys(lib: ctypes.CDLL) -> bool:
-    """Install a seccomp filter: add_key, request_key and keyctl fail with EPERM.
+class _Filter(ctypes.Structure):
+    _fields_ = [
+        ("code", ctypes.c_uint16),
+        ("jt", ctypes.c_uint8),
+        ("jf", ctypes.c_uint8),
+        ("k", ctypes.c_uint32),
+    ]
 
-    Needs no_new_privs (or CAP_SYS_ADMIN). Returns False on an architecture it does
-    not know (the keys are then settled after the program instead).
+
+class _Program(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_Filter))]
+
+
+def kernel_keys_filter() -> ctypes.Structure | None:
+    """The seccomp program of `forbid_kernel_keys`, built ahead (None: unknown machine).
+
+    Building it costs a few hundred microseconds of ctypes work; a fork server builds it
+    once, and each execution only installs it.
     """
     machine = os.uname().machine
     if machine not in _AUDIT_ARCH:
-        return False
+        return None
     ld, jeq, ret = 0x20, 0x15, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|K, BPF_RET|K
     add_key, request_key, keyctl = _KEY_SYSCALLS[machine]
     program = [
@@ -172,20 +185,22 @@ def forbid_kernel_keys(lib: ctypes.CDLL) -> bool:
         (ret, 0, 0, _SECCOMP_RET_ALLOW),
         (ret, 0, 0, _SECCOMP_RET_ERRNO | errno.EPERM),
     ]
+    filters = (_Filter * len(program))(*[_Filter(*row) for row in program])
+    prog = _Program(len(program), filters)
+    prog._keep = filters  # the pointer does not keep the array alive by itself
+    return prog
 
-    class Filter(ctypes.Structure):
-        _fields_ = [
-            ("code", ctypes.c_uint16),
-            ("jt", ctypes.c_uint8),
-            ("jf", ctypes.c_uint8),
-            ("k", ctypes.c_uint32),
-        ]
 
-    class Program(ctypes.Structure):
-        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(Filter))]
+def forbid_kernel_keys(lib: ctypes.CDLL, prog: ctypes.Structure | None = None) -> bool:
+    """Install a seccomp filter: add_key, request_key and keyctl fail with EPERM.
 
-    filters = (Filter * len(program))(*[Filter(*row) for row in program])
-    prog = Program(len(program), filters)
+    Needs no_new_privs (or CAP_SYS_ADMIN). `prog` is `kernel_keys_filter()`, when built
+    ahead. Returns False on an architecture it does not know (the keys are then settled
+    after the program instead).
+    """
+    prog = prog if prog is not None else kernel_keys_filter()
+    if prog is None:
+        return False
     _check(
         lib.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0),
         "seccomp filter",

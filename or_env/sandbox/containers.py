@@ -11,10 +11,12 @@ import logging
 import os
 import signal
 import socket
-import subprocess
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
+from or_env.sandbox import docker_attach
 from or_env.sandbox.image import explain_docker_error
 
 logger = logging.getLogger(__name__)
@@ -22,7 +24,9 @@ logger = logging.getLogger(__name__)
 LABEL = "or-env.sandbox"
 OWNER_LABEL = "or-env.sandbox.owner"
 POOL_LABEL = "or-env.sandbox.pool"
-# The docker CLI needs these to find the daemon; nothing else of ours reaches it.
+# The docker CLI needs these to find the daemon; nothing else of ours reaches it. The
+# backend itself talks to the daemon through the SDK, which reads the same variables
+# (benchmarks and tests still run the CLI with this environment).
 _DOCKER_CLI_ENV = (
     "DOCKER_HOST",
     "DOCKER_CONTEXT",
@@ -67,57 +71,73 @@ def owner_is_dead(owner: str) -> bool:
     return _start_ticks(int(pid)) != ticks
 
 
-def _docker(args: Sequence[str], timeout: float = CLI_TIMEOUT_S) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["docker", *args],
-        capture_output=True,
-        text=True,
-        env=docker_cli_env(),
-        timeout=timeout,
-        check=False,
-    )
+def _filters(filters: Iterable[str]) -> dict[str, list[str]]:
+    """`docker ps --filter` expressions (`label=k=v`, `name=x`) as the API's filter map."""
+    out: dict[str, list[str]] = {"label": [f"{LABEL}=1"]}
+    for expr in filters:
+        key, sep, value = expr.partition("=")
+        if not sep:
+            raise ValueError(f"filter {expr!r} must look like KEY=VALUE")
+        out.setdefault(key, []).append(value)
+    return out
 
 
-def list_containers(*filters: str) -> list[tuple[str, str, str]]:
+def list_containers(*filters: str, client: Any = None) -> list[tuple[str, str, str]]:
     """(id, name, owner) of every sandbox container (running or not) matching `filters`.
 
     Each filter is a `docker ps --filter` expression, e.g. `label=or-env.sandbox.pool=ab12`.
-    Raises RuntimeError when the daemon does not answer.
+    Raises RuntimeError when the daemon does not answer. `client`: an SDK APIClient to use
+    instead of the process's shared one.
     """
-    args = ["ps", "-a", "--no-trunc", "--filter", f"label={LABEL}=1"]
-    for extra in filters:
-        args += ["--filter", extra]
-    args += ["--format", f'{{{{.ID}}}}\t{{{{.Names}}}}\t{{{{.Label "{OWNER_LABEL}"}}}}']
     try:
-        proc = _docker(args)
-    except (OSError, subprocess.TimeoutExpired) as exc:
+        api = client if client is not None else docker_attach.api()
+        found = api.containers(all=True, filters=_filters(filters))
+    except docker_attach.SDKMissingError as exc:
         raise RuntimeError(f"listing sandbox containers failed: {exc}") from exc
-    if proc.returncode != 0:
-        why = explain_docker_error(proc.stderr)
-        raise RuntimeError(f"listing sandbox containers failed: {why}")
+    except Exception as exc:
+        why = explain_docker_error(docker_attach.error_text(exc))
+        raise RuntimeError(f"listing sandbox containers failed: {why}") from exc
     rows = []
-    for line in proc.stdout.splitlines():
-        parts = line.split("\t")
-        if len(parts) == 3:
-            rows.append((parts[0], parts[1], parts[2]))
+    for item in found:
+        names = item.get("Names") or [""]
+        owner = (item.get("Labels") or {}).get(OWNER_LABEL, "")
+        rows.append((str(item["Id"]), names[0].lstrip("/"), owner))
     return rows
 
 
-def remove_containers(ids: Iterable[str], timeout: float = CLI_TIMEOUT_S) -> bool:
-    """`docker rm -f` the given containers; True when the daemon did it (missing ones count)."""
+def _remove_one(api: Any, cid: str) -> bool:
+    try:
+        api.remove_container(cid, force=True)
+    except Exception as exc:
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        text = docker_attach.error_text(exc).lower()
+        # Gone already, or the daemon is removing it (auto-remove of an exited container).
+        if status == 404 or "no such container" in text or "already in progress" in text:
+            return True
+        logger.warning("removing sandbox container %s failed: %s", cid, text)
+        return False
+    return True
+
+
+def remove_containers(
+    ids: Iterable[str], timeout: float = CLI_TIMEOUT_S, *, client: Any = None
+) -> bool:
+    """Force-remove the given containers; True when the daemon did it (missing ones count).
+
+    Each call to the daemon is bounded by `timeout` seconds (or `client`'s own limit).
+    """
     ids = list(ids)
     if not ids:
         return True
     try:
-        proc = _docker(["rm", "-f", *ids], timeout=timeout)
-    except (OSError, subprocess.TimeoutExpired) as exc:
+        api = client if client is not None else docker_attach.api(timeout)
+    except Exception as exc:
         logger.warning("removing sandbox containers %s failed: %s", ids, exc)
         return False
-    missing = "no such container" in proc.stderr.lower() or "already in progress" in proc.stderr
-    if proc.returncode != 0 and not missing:
-        logger.warning("removing sandbox containers failed: %s", proc.stderr.strip())
-        return False
-    return True
+    if len(ids) == 1:
+        return _remove_one(api, ids[0])
+    with ThreadPoolExecutor(min(8, len(ids)), thread_name_prefix="or-env-rm") as pool:
+        return all(pool.map(lambda cid: _remove_one(api, cid), ids))
 
 
 def remove_stale_containers() -> list[str]:
@@ -164,12 +184,12 @@ _sigterm_installed = False
 
 def _on_sigterm(signum: int, _frame: object) -> None:
     # Default SIGTERM would end us without running any cleanup: remove our containers
-    # first (no locks needed, only labels), then die the default way.
+    # first (only labels are needed), then die the default way. A client of its own: the
+    # signal may have interrupted a thread in the middle of the shared client's pool.
     try:
-        remove_containers(
-            (cid for cid, _, _ in list_containers(f"label={OWNER_LABEL}={owner_id()}")),
-            timeout=10,
-        )
+        client = docker_attach.new_api(10)
+        mine = list_containers(f"label={OWNER_LABEL}={owner_id()}", client=client)
+        remove_containers((cid for cid, _, _ in mine), client=client)
     except Exception:  # dying anyway; the next run removes what is left as stale
         logger.exception("removing sandbox containers on SIGTERM failed")
     signal.signal(signum, signal.SIG_DFL)

@@ -1,31 +1,34 @@
 """The Docker sandbox: a pool of warm, hardened containers, each running the fork server.
 
-Every container is `docker run -i --rm` of the sandbox image with the worker as PID 1 (no
-`--init`: as the namespace's init it cannot be killed from inside), talking the framed
-protocol over the container's stdin/stdout. Containers are labelled so that they can be
-found and removed after a crash (see `or_env.sandbox.containers`).
+Every container is what `docker run -i --rm` of the sandbox image would make, created
+through the Docker SDK for Python (no `docker` binary needed; DOCKER_HOST and the TLS
+variables are honoured, so rootless daemons and Podman's compatible socket work), with the
+worker as PID 1 (no `--init`: as the namespace's init it cannot be killed from inside),
+talking the framed protocol over the attached stdin/stdout (see `docker_attach`).
+Containers are labelled so that they can be found and removed after a crash (see
+`or_env.sandbox.containers`), and the daemon's events tell the pool at once when one dies.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
 import secrets
-import shutil
 import threading
 import time
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from or_env.sandbox import docker_attach
 from or_env.sandbox.base import ExecResult, SandboxBase, SandboxFailure
 from or_env.sandbox.containers import (
     CLI_TIMEOUT_S,
     LABEL,
     OWNER_LABEL,
     POOL_LABEL,
-    docker_cli_env,
     install_sigterm_handler,
     list_containers,
     owner_id,
@@ -53,6 +56,7 @@ __all__ = [
 NAME_PREFIX = "or-env-sandbox"
 IMAGE_ENV = "OR_ENV_SANDBOX_IMAGE"
 _PING_TIMEOUT_S = 5.0
+_SWEEP_WAIT_S = 5.0
 _BUILD_HINT = "run `or-env sandbox build` to build it, or use sandbox='local'"
 
 
@@ -121,20 +125,54 @@ class ContainerSpec:
             "--stop-signal", "SIGKILL",
         ]  # fmt: skip
 
-    def run_args(self, name: str) -> list[str]:
-        """The full `docker run` command for a worker container called `name`."""
-        args = ["docker", "run", "-i", "--rm", "--name", name, *self.hardening_flags()]
+    def container_flags(self) -> list[str]:
+        """Every `docker run` flag of a container: hardening, labels, `extra_run_args`.
+
+        The SDK path translates exactly these (`docker_attach.flags_to_config`), so the
+        CLI command and the API's container are confined alike.
+        """
+        args = self.hardening_flags()
         for key, value in self.labels:
             args += ["--label", f"{key}={value}"]
-        args += [*self.extra_run_args, self.image]
-        # Appended to the image's entrypoint (the worker with --preload and --reap-all).
-        args += ["--wipe", "/tmp", "--wipe", "/dev/shm", "--fsize-mb", str(self.fsize_mb)]
+        return [*args, *self.extra_run_args]
+
+    def run_args(self, name: str) -> list[str]:
+        """The equivalent `docker run` command for a worker container called `name`."""
+        args = ["docker", "run", "-i", "--rm", "--name", name, *self.container_flags()]
+        return [*args, self.image, *self.worker_args()]
+
+    def worker_args(self) -> list[str]:
+        """Arguments appended to the image's entrypoint (the worker with --preload etc.)."""
+        args = ["--wipe", "/tmp", "--wipe", "/dev/shm", "--fsize-mb", str(self.fsize_mb)]
         args += ["--uid", str(self.program_uid), "--log-level", "ERROR"]
         if self.preload is not None:
             args += ["--preload", ",".join(self.preload)]
         for key, value in self.program_env:
             args += ["--env", f"{key}={value}"]
         return args
+
+
+class ContainerWorker(WorkerProcess):
+    """A `WorkerProcess` whose worker is a container created and attached over the API."""
+
+    def __init__(self, spec: ContainerSpec, name: str, **kwargs: object) -> None:
+        super().__init__(spec.run_args(name), env={}, name=name, **kwargs)  # type: ignore[arg-type]
+        self.spec = spec
+        self.container: docker_attach.AttachedContainer | None = None
+
+    def _launch(self) -> docker_attach.AttachedContainer:  # type: ignore[override]
+        try:
+            self.container = docker_attach.attach_new(
+                self.name,
+                self.spec.image,
+                self.spec.worker_args(),
+                self.spec.container_flags(),
+                watch_label=f"{LABEL}=1",
+            )
+        except Exception as exc:
+            error = docker_attach.error_text(exc)
+            raise WorkerError(explain_start_failure(error, self.spec.image)) from exc
+        return self.container
 
 
 class _Containers:
@@ -154,24 +192,25 @@ class _Containers:
     def start(self, index: int) -> WorkerProcess:
         remove_stale_once()
         name = f"{NAME_PREFIX}-{os.getpid()}-{self.pool_id}-{index}"
-        worker = WorkerProcess(
-            self.spec.run_args(name),
-            env=docker_cli_env(),
+        worker = ContainerWorker(
+            self.spec,
+            name,
             start_timeout=self.start_timeout,
             reply_margin=self.reply_margin,
             on_stop=self._after_stop,
-            name=name,
         )
         try:
             worker.start()
         except WorkerError as exc:
+            if exc.__cause__ is not None:  # _launch explained it already
+                raise
             raise WorkerError(explain_start_failure(str(exc), self.spec.image)) from exc
         return worker
 
     def _after_stop(self, worker: WorkerProcess) -> None:
-        # A container whose worker exited by itself is gone already (--rm). One whose
-        # client was killed (deadline, protocol error) or died may still run: remove it
-        # in the background, so that a failing call returns now, not after the daemon.
+        # A container whose worker exited by itself is gone already (auto-remove). One
+        # that was detached (deadline, protocol error) or died may still be there: remove
+        # it in the background, so that a failing call returns now, not after the daemon.
         if worker.exit_status == 0 and not worker.killed:
             return
         thread = threading.Thread(
@@ -207,7 +246,17 @@ class _Containers:
                 exc,
             )
             return
+        if not left:
+            return
         remove_containers(cid for cid, _, _ in left)
+        # A container the daemon was already removing (auto-remove) answers "in
+        # progress": wait a little for it, so that a closed sandbox leaves nothing.
+        deadline = time.monotonic() + _SWEEP_WAIT_S
+        while time.monotonic() < deadline:
+            with contextlib.suppress(RuntimeError):
+                if not list_containers(f"label={POOL_LABEL}={self.pool_id}"):
+                    return
+            time.sleep(0.05)
 
 
 def explain_start_failure(error: str, image: str) -> str:
@@ -353,10 +402,8 @@ class DockerSandbox(SandboxBase):
             extra_run_args=tuple(extra_run_args),
             labels=((LABEL, "1"), (OWNER_LABEL, owner_id()), (POOL_LABEL, self.pool_id)),
         )
-        if shutil.which("docker") is None:
-            raise RuntimeError(
-                "the docker command is not installed: install Docker Engine, or use sandbox='local'"
-            )
+        # Unknown extra_run_args fail here, not at the first container start.
+        docker_attach.flags_to_config(self.spec.container_flags())
         self._containers = _Containers(self.spec, self.pool_id, start_timeout, reply_margin)
         self._pool = WorkerPool(self.workers, self._containers.start, label="docker sandbox")
         self._finalizer = weakref.finalize(

@@ -1,11 +1,13 @@
 """The sandbox Docker image: its name, whether it and the daemon are there, and its build.
 
 Used by the Docker backend (is the daemon usable, does the image exist) and by the
-`or-env sandbox build` command. Talks to Docker through the `docker` command, so no
-Docker SDK is needed.
+`or-env sandbox build` command. Talks to the daemon through the Docker SDK for Python
+(`pip install 'or-env[docker]'`), which finds it as the CLI does (DOCKER_HOST and the TLS
+variables), so no `docker` binary is needed.
 
 Two build paths, both from a source checkout (the build context is the repository root):
-  online   `docker build -f sandbox_image/Dockerfile .` on python:3.11-slim from a registry;
+  online   the API's build of sandbox_image/Dockerfile (what `docker build -f
+           sandbox_image/Dockerfile .` does) on python:3.11-slim from a registry;
   offline  `sandbox_image/build_offline.sh`: a Debian base made with debootstrap and wheels
            downloaded from PyPI on the host, for machines that reach no image registry.
 """
@@ -15,12 +17,12 @@ from __future__ import annotations
 import collections
 import logging
 import os
-import shutil
 import subprocess
 from importlib import metadata
 from pathlib import Path
 
 from or_env.errors import SandboxError
+from or_env.sandbox import docker_attach
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +34,7 @@ OFFLINE_SCRIPT = Path("sandbox_image") / "build_offline.sh"
 WORKER = Path("or_env") / "sandbox" / "worker.py"
 
 _STATUS_TIMEOUT_S = 15.0
+_BUILD_TIMEOUT_S = 1800.0
 _LOG_TAIL_LINES = 40
 
 
@@ -56,7 +59,7 @@ def image_tag(version: str | None = None) -> str:
 
 
 def explain_docker_error(stderr: str) -> str:
-    """Turn the docker CLI's complaint about the daemon into what the user should do."""
+    """Turn a complaint about the daemon (CLI or SDK error text) into what to do."""
     text = stderr.strip()
     low = text.lower()
     if "permission denied" in low:
@@ -64,7 +67,14 @@ def explain_docker_error(stderr: str) -> str:
             "permission denied on the Docker socket: add your user to the docker group "
             "(sudo usermod -aG docker $USER, then log in again) or run as root"
         )
-    if "cannot connect to the docker daemon" in low or "is the docker daemon running" in low:
+    if (
+        "cannot connect to the docker daemon" in low
+        or "is the docker daemon running" in low
+        # The SDK's words for a socket that is missing or that nobody listens on.
+        or "no such file or directory" in low
+        or "connection refused" in low
+        or "connection aborted" in low
+    ):
         return (
             "the Docker daemon is not running: start it (sudo systemctl start docker, "
             "or run dockerd as root) and check that DOCKER_HOST, if set, points at it"
@@ -73,47 +83,44 @@ def explain_docker_error(stderr: str) -> str:
     return f"the Docker daemon did not answer: {last}"
 
 
+def _is_timeout(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, TimeoutError) or "timed out" in str(seen).lower():
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def daemon_status(timeout: float = _STATUS_TIMEOUT_S) -> tuple[bool, str]:
     """Whether a Docker daemon answers, and a sentence saying so or what to do about it."""
-    docker = shutil.which("docker")
-    if docker is None:
-        return False, (
-            "the docker command is not installed: install Docker Engine "
-            "(Debian/Ubuntu: apt-get install docker.io) and start it, or use sandbox='local'"
-        )
     try:
-        proc = subprocess.run(
-            [docker, "version", "--format", "{{.Server.Version}}"],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return (
-            False,
-            f"the Docker daemon did not answer within {timeout:g} s: is it overloaded or hung?",
-        )
-    if proc.returncode != 0:
-        return False, explain_docker_error(proc.stderr)
-    return True, f"Docker {proc.stdout.strip()} answers"
+        client = docker_attach.new_api(timeout)
+        info = client.version()
+        version = f"Docker {info.get('Version', '?')}"
+        if docker_attach.is_podman(client):
+            version = f"Podman {info.get('Version', '?')} (Docker-compatible API)"
+    except docker_attach.SDKMissingError as exc:
+        return False, f"{exc}; or use sandbox='local'"
+    except Exception as exc:
+        if _is_timeout(exc):
+            return (
+                False,
+                f"the Docker daemon did not answer within {timeout:g} s: is it overloaded or hung?",
+            )
+        return False, explain_docker_error(docker_attach.error_text(exc))
+    else:
+        client.close()
+    return True, f"{version} answers"
 
 
 def image_exists(tag: str | None = None) -> bool:
     """Whether the daemon has the image `tag` (default: this package's version tag)."""
-    docker = shutil.which("docker")
-    if docker is None:
-        return False
     try:
-        proc = subprocess.run(
-            [docker, "image", "inspect", "--format", "{{.Id}}", tag or image_tag()],
-            capture_output=True,
-            timeout=_STATUS_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
+        docker_attach.api(_STATUS_TIMEOUT_S).inspect_image(tag or image_tag())
+    except Exception:
         return False
-    return proc.returncode == 0
+    return True
 
 
 def build_context() -> Path:
@@ -136,26 +143,31 @@ def can_pull(image: str = ONLINE_BASE_IMAGE, timeout: float = 120.0) -> bool:
     if image_exists(image):
         return True
     logger.info("pulling %s to see whether a registry is reachable", image)
+    repo, _, tag = image.rpartition(":")
+    if not repo or "/" in tag:
+        repo, tag = image, "latest"
     try:
-        proc = subprocess.run(
-            ["docker", "pull", "--quiet", image],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        logger.info(
-            "pulling %s took over %g s; treating the registry as unreachable", image, timeout
-        )
+        for event in docker_attach.api(timeout).pull(repo, tag=tag, stream=True, decode=True):
+            if "error" in event:
+                logger.info("cannot pull %s: %s", image, event["error"])
+                return False
+    except Exception as exc:
+        if _is_timeout(exc):
+            logger.info(
+                "pulling %s took over %g s; treating the registry as unreachable", image, timeout
+            )
+        else:
+            logger.info("cannot pull %s: %s", image, docker_attach.error_text(exc))
         return False
-    if proc.returncode != 0:
-        logger.info("cannot pull %s: %s", image, proc.stderr.strip().splitlines()[-1:] or "")
-    return proc.returncode == 0
+    return image_exists(image)
 
 
 def build_command(offline: bool, context: Path, tag: str) -> list[str]:
-    """The command that builds `tag` from `context` on the chosen path."""
+    """The command that builds `tag` from `context` on the chosen path.
+
+    The offline path runs it; the online one is done through the API (`_api_build`) and
+    this command is only its equivalent, for the log and for people to run by hand.
+    """
     name, _, version = tag.rpartition(":")
     if not name or "/" in version:
         raise ValueError(f"image tag {tag!r} must look like NAME:VERSION")
@@ -200,6 +212,34 @@ def build_image(
     cmd = build_command(offline, context, tag)
     logger.info("building %s (%s): %s", tag, "offline" if offline else "online", " ".join(cmd))
     tail: collections.deque[str] = collections.deque(maxlen=_LOG_TAIL_LINES)
+    if offline:
+        code = _run_script(cmd, context, tail)
+        failed = f"exit {code}" if code != 0 else None
+    else:
+        failed = _api_build(context, tag, tail)
+    if failed:
+        hint = (
+            "the offline build needs root, debootstrap, pip and PyPI; see sandbox_image/README.md"
+            if offline
+            else "if no image registry is reachable here, build with offline=True "
+            "(or-env sandbox build --offline)"
+        )
+        raise ImageBuildError(
+            f"building {tag} failed ({failed}); {hint}. Last lines of the build log:\n"
+            + "\n".join(tail)
+        )
+    logger.info("built %s", tag)
+    return tag
+
+
+def _log_line(line: str, tail: collections.deque[str]) -> None:
+    line = line.rstrip()
+    if line:
+        tail.append(line)
+        logger.info("%s", line)
+
+
+def _run_script(cmd: list[str], context: Path, tail: collections.deque[str]) -> int:
     with subprocess.Popen(
         cmd,
         cwd=context,
@@ -211,20 +251,42 @@ def build_image(
     ) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
-            line = line.rstrip()
-            tail.append(line)
-            logger.info("%s", line)
-        code = proc.wait()
-    if code != 0:
-        hint = (
-            "the offline build needs root, debootstrap, pip and PyPI; see sandbox_image/README.md"
-            if offline
-            else "if no image registry is reachable here, build with offline=True "
-            "(or-env sandbox build --offline)"
+            _log_line(line, tail)
+        return proc.wait()
+
+
+def _api_build(context: Path, tag: str, tail: collections.deque[str]) -> str | None:
+    """Build the Dockerfile through the API, logging its progress; None, or why it failed."""
+    name, _, version = tag.rpartition(":")
+    # Building takes minutes: no read timeout on the stream, only on the daemon's silence
+    # between two lines, which a long pip install can make long too.
+    client = docker_attach.new_api(_BUILD_TIMEOUT_S)
+    try:
+        stream = client.build(
+            path=str(context),
+            dockerfile=str(DOCKERFILE),
+            buildargs={"OR_ENV_VERSION": version},
+            tag=tag,
+            forcerm=True,
+            rm=True,
+            decode=True,
         )
-        raise ImageBuildError(
-            f"building {tag} failed (exit {code}); {hint}. Last lines of the build log:\n"
-            + "\n".join(tail)
-        )
-    logger.info("built %s", tag)
-    return tag
+        image_id = None
+        for event in stream:
+            if "stream" in event:
+                for line in str(event["stream"]).splitlines():
+                    _log_line(line, tail)
+            elif "status" in event:  # pulling the base image
+                _log_line(" ".join(str(event.get(k, "")) for k in ("id", "status")), tail)
+            elif "aux" in event:
+                image_id = (event["aux"] or {}).get("ID", image_id)
+            if "error" in event:
+                detail = event.get("errorDetail") or {}
+                _log_line(str(event["error"]), tail)
+                return str(detail.get("message") or event["error"])
+        client.tag(image_id or tag, name, "latest")
+    except Exception as exc:
+        return docker_attach.error_text(exc)
+    finally:
+        client.close()
+    return None

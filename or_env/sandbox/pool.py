@@ -84,35 +84,51 @@ class WorkerPool:
         PoolClosedError once the pool is closed.
         """
         deadline = None if wait is None else time.monotonic() + wait
-        discard: list[WorkerProcess] = []
-        try:
+        while True:
+            discard: list[WorkerProcess] = []
+            candidate = None
+            try:
+                with self._cond:
+                    while True:
+                        if self._closed:
+                            raise PoolClosedError(f"this {self.label} is closed; create a new one")
+                        if self._idle:
+                            worker = self._idle.pop()
+                            if worker.alive:
+                                candidate = worker
+                                break
+                            self._all.discard(worker)  # died while idle: never hand it out
+                            discard.append(worker)
+                            continue
+                        if len(self._all) + self._starting < self.size:
+                            self._starting += 1
+                            index = self._started_total
+                            self._started_total += 1
+                            break
+                        remaining = None if deadline is None else deadline - time.monotonic()
+                        if remaining is not None and remaining <= 0:
+                            raise TimeoutError(
+                                f"all {self.size} workers of this {self.label} stayed busy for "
+                                f"{wait:g} s"
+                            )
+                        self._cond.wait(remaining)
+            finally:
+                for worker in discard:
+                    logger.warning("replacing %s worker %s: it died idle", self.label, worker.name)
+                    worker.stop()
+            if candidate is None:
+                break
+            # Outside the lock: a worker answers before it has cleaned up after its last
+            # program; one that could not clean up is replaced, never handed out.
+            if candidate.settle():
+                return candidate
             with self._cond:
-                while True:
-                    if self._closed:
-                        raise PoolClosedError(f"this {self.label} is closed; create a new one")
-                    if self._idle:
-                        worker = self._idle.pop()
-                        if worker.alive:
-                            return worker
-                        self._all.discard(worker)  # died while idle: never hand it out
-                        discard.append(worker)
-                        continue
-                    if len(self._all) + self._starting < self.size:
-                        self._starting += 1
-                        index = self._started_total
-                        self._started_total += 1
-                        break
-                    remaining = None if deadline is None else deadline - time.monotonic()
-                    if remaining is not None and remaining <= 0:
-                        raise TimeoutError(
-                            f"all {self.size} workers of this {self.label} stayed busy for "
-                            f"{wait:g} s"
-                        )
-                    self._cond.wait(remaining)
-        finally:
-            for worker in discard:
-                logger.warning("replacing %s worker %s: it died idle", self.label, worker.name)
-                worker.stop()
+                self._all.discard(candidate)
+                self._cond.notify()
+            logger.warning(
+                "replacing %s worker %s: %s", self.label, candidate.name, candidate.broken
+            )
+            candidate.stop()
         try:
             worker = self._factory(index)
         finally:

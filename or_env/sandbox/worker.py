@@ -16,7 +16,10 @@ UTF-8 JSON.
     {"op": "run", "code": str, "timeout": float, "max_output": int, "memory_mb": int | null,
      "output_limit": int (optional)}
                     -> {"stdout", "stderr", "exit_code", "timed_out", "wall_s", "truncated",
-                        "leftovers", "error"?, "dirty"?}
+                        "leftovers", "settle"?, "error"?, "dirty"?}
+                    then, with "settle": true, once the program's processes are killed and
+                    reaped and what it left is removed and checked (before the next request
+                    is read): {"settled": true, "leftovers": int, "error"?, "dirty"?}
     end of stdin    -> clean up and exit 0.
 
 `max_output` caps each stream in bytes (head and tail kept, with a marker in between);
@@ -76,7 +79,7 @@ if __package__:
 else:  # run as a script (the sandbox image copies both files side by side)
     import confine  # type: ignore[no-redef]
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: the settle frame after each run reply
 DEFAULT_PRELOAD = ("numpy", "numpy.random", "pulp", "highspy", "scipy", "scipy.optimize")
 DEFAULT_UID_BASE = 61000
 MAX_FRAME = 64 << 20
@@ -425,6 +428,21 @@ def _acquire_uid(base: int, count: int, offset: int, lock_dir: str) -> tuple[int
 # ----------------------------------------------------------------------------- the server
 
 
+class _Prefork:
+    """A waiting execution process and the server's ends of its pipes."""
+
+    def __init__(self, pid: int, go_w: int, out_r: int, err_r: int, st_r: int) -> None:
+        self.pid, self.go_w, self.out_r, self.err_r, self.st_r = pid, go_w, out_r, err_r, st_r
+
+    def close(self) -> None:
+        for name in ("go_w", "out_r", "err_r", "st_r"):
+            fd = getattr(self, name)
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+                setattr(self, name, -1)
+
+
 class Server:
     """Owns the sandbox identity, the scratch root and the request loop."""
 
@@ -450,6 +468,15 @@ class Server:
         self.keys_baseline: int | None = None
         self.forker_pid: int | None = None
         self.forker_sock: socket.socket | None = None
+        # The next execution's process, made ahead (see "pre-forked processes" below).
+        self.prefork: _Prefork | None = None
+        self.prefork_pending: _Prefork | None = None  # asked for, pid not read yet
+        self.prefork_error: str | None = None
+        self.early_prefork = False  # made while the previous program runs (uid isolation)
+        self.warm_up = False
+        self.last_pid: int | None = None  # the last program's process, until reaped
+        self.done_fd = -1  # in an execution process: where it says it is done
+        self.keys_filter = confine.kernel_keys_filter()  # built once, installed per program
         self.tmp_keep: list[str] = []  # parts of the Python installation under /tmp
         self.env_extra = dict(kv.split("=", 1) for kv in args.env)
         # Take the protocol streams private, so that stray prints (from preloaded modules
@@ -579,8 +606,10 @@ class Server:
 
     def serve(self) -> None:
         loaded, missing = self.preload()
-        if "highspy" in loaded:
-            _warm_up_highs()
+        self.warm_up = "highspy" in loaded
+        if self.warm_up:
+            _warm_up_solvers()
+        self.early_prefork = self.uid is not None
         # From here on the server's own environment is the one programs get: setting it per
         # child costs far more (every touched page is copied after fork).
         os.environ.clear()
@@ -591,6 +620,7 @@ class Server:
         gc.freeze()  # keep the preloaded objects out of the children's collections (less COW)
         self._start_forker()
         self.baseline = {p: confine.free_space(p) or 0 for p in self.args.wipe}
+        self._request_prefork()
         if self.namespaces == "user":
             confine.join_new_session_keyring(self.libc)  # not the host session's keys
             self.keys_baseline = confine.key_count(0)
@@ -633,6 +663,9 @@ class Server:
             else:
                 resp = {"error": f"unknown op {op!r}; expected 'run' or 'ping'"}
             write_frame(self.proto_out, resp)
+            if resp.get("settle"):
+                resp = self.settle()
+                write_frame(self.proto_out, resp)
             if resp.get("dirty"):
                 log.error("exiting: %s", resp.get("error"))
                 return
@@ -667,6 +700,8 @@ class Server:
         }
 
     def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._drop_prefork()
         if self.forker_sock is not None:
             self.forker_sock.close()  # the forker sees the end of its socket and exits
             self.forker_sock = None
@@ -687,6 +722,12 @@ class Server:
     # ------------------------------------------------------------------ one execution
 
     def run(self, req: dict) -> dict:
+        """Start one program and answer as soon as it is done; `settle()` cleans up after.
+
+        The reply goes out before the kill, reap, cleanup and checks of `settle()`, which
+        the caller (the request loop) runs before it reads the next request: the next
+        program still never starts before every check of this one has passed.
+        """
         try:
             code = req["code"]
             if not isinstance(code, str):
@@ -701,60 +742,91 @@ class Server:
         except (KeyError, TypeError, ValueError) as exc:
             return {"error": f"bad run request: {type(exc).__name__}: {exc}"}
 
-        scratch = self.scratch
         if not self.namespaces:  # else the execution makes its own, on its own tmpfs
             try:
-                self._make_scratch(scratch, code)
+                self._make_scratch(self.scratch, code)
             except OSError as exc:
                 return {"error": f"could not prepare the scratch directory: {exc}", "dirty": True}
         as_limit = None if memory_mb is None else _vm_bytes() + (memory_mb << 20)
         ooms = confine.oom_kills(self.cgroup[1]) if self.cgroup else 0
-        out_r, out_w = os.pipe2(os.O_CLOEXEC)
-        err_r, err_w = os.pipe2(os.O_CLOEXEC)
-        st_r, st_w = os.pipe2(os.O_CLOEXEC)
-        code_r, code_w = os.pipe2(os.O_CLOEXEC)
-        t0 = time.monotonic()
+        payload = struct.pack("q", -1 if as_limit is None else as_limit)
+        payload += code.encode("utf-8", "surrogatepass")
+        child = None
+        for _ in range(2):  # a second try when the waiting process died meanwhile
+            try:
+                child = self._take_prefork()
+            except OSError as exc:
+                return {"error": f"could not start the execution process: {exc}", "dirty": True}
+            t0 = time.monotonic()
+            try:
+                _write_all(child.go_w, payload)
+                break
+            except BrokenPipeError:  # it died before reading: the reap loop collects it
+                child.close()
+                child = None
+            finally:
+                if child is not None:
+                    os.close(child.go_w)
+                    child.go_w = -1
+        if child is None:
+            return {"error": "the execution process died before its program", "dirty": True}
+        if self.early_prefork:
+            # The next execution's process starts its setup while this program runs: as
+            # root, which the program's uid can neither signal nor trace (see _Prefork).
+            self._request_prefork()
         try:
-            pid = self._spawn([code_r, out_w, err_w, st_w], scratch, as_limit)
-        except OSError as exc:
-            for fd in (out_r, out_w, err_r, err_w, st_r, st_w, code_r, code_w):
-                os.close(fd)
-            return {"error": f"could not start the execution process: {exc}", "dirty": True}
-        for fd in (out_w, err_w, st_w, code_r):
-            os.close(fd)
-        try:
-            _write_all(code_w, code.encode("utf-8", "surrogatepass"))
-        except OSError:
-            pass  # the program died before reading it: its exit status says why
+            resp = self._supervise(
+                child.pid, t0, timeout, max_output, output_limit, child.out_r, child.err_r,
+                child.st_r,
+            )  # fmt: skip
         finally:
-            os.close(code_w)
-        try:
-            resp = self._supervise(pid, t0, timeout, max_output, output_limit, out_r, err_r, st_r)
-        finally:
-            for fd in (out_r, err_r, st_r):
-                os.close(fd)
+            child.close()
         if self.cgroup and confine.oom_kills(self.cgroup[1]) > ooms:
             resp["stderr"] += (
                 f"\n[killed: the program went over the sandbox's memory limit "
                 f"({self.args.cgroup_memory_mb} MiB, kernel buffers and files in /tmp included)]"
             )
         if not resp.get("dirty"):
-            left_keys = self._settle_keys()
-            if left_keys:
-                resp["error"] = f"{left_keys}; this worker is exiting and must be replaced"
-                resp["dirty"] = True
-        if not self.namespaces and not resp.get("dirty"):
+            resp["settle"] = True  # a settle frame follows, once settle() is done
+        return resp
+
+    def settle(self) -> dict:
+        """After the reply: kill, reap, clean and check what the last program left.
+
+        Returns the settle frame: {"settled": true, "leftovers": n}, plus "error" and
+        "dirty" when something could not be undone (the server then exits).
+        """
+        self._collect_prefork()  # its pid must be known before anything is killed
+        clean, seen = self.cleanup(time.monotonic() + self.args.cleanup_timeout)
+        if not clean:
+            return {
+                "settled": True,
+                "leftovers": seen,
+                "dirty": True,
+                "error": "could not kill and reap every process the program started within "
+                f"{self.args.cleanup_timeout} s; this worker is exiting and must be replaced",
+            }
+        if not self.early_prefork:
+            # Same uid as the programs: the next execution's process is made only now, when
+            # no process of the last program is left to signal or trace it.
+            self._request_prefork()
+        frame: dict = {"settled": True, "leftovers": seen}
+        left_keys = self._settle_keys()
+        if left_keys:
+            frame["error"] = f"{left_keys}; this worker is exiting and must be replaced"
+            frame["dirty"] = True
+        elif not self.namespaces:
             # Bounded: past it the worker is replaced (its tmpfs goes with its container)
             # rather than making the caller wait on, say, 250,000 files being unlinked.
             budget = min(self.args.cleanup_timeout, CLEAN_BUDGET_S)
-            left = self._clean_state(scratch, time.monotonic() + budget)
+            left = self._clean_state(self.scratch, time.monotonic() + budget)
             if left:
-                resp["error"] = (
+                frame["error"] = (
                     f"the program left state that could not be removed ({'; '.join(left)}); "
                     "this worker is exiting and must be replaced"
                 )
-                resp["dirty"] = True
-        return resp
+                frame["dirty"] = True
+        return frame
 
     def _settle_keys(self) -> str | None:
         """Remove the kernel keys the program added, and wait until they are gone for good.
@@ -802,6 +874,10 @@ class Server:
 
         Run as the sandbox uid when there is one: it owns whatever the program made, even
         directories it made unreadable, and the server needs no capability to remove them.
+        Only the effective uid is switched, in this process: every process of that uid was
+        killed and reaped before, and with the real and saved uids still root none could
+        signal or trace the server anyway; a helper process would cost a fork of the
+        preloaded server (milliseconds) per execution.
         """
 
         # IPC objects are the program's alone only in a container's IPC namespace or under
@@ -817,7 +893,7 @@ class Server:
 
         try:
             if self.uid is not None:
-                _run_as(self.uid, clean)
+                _as_effective_uid(self.uid, clean)
             else:
                 clean()
             os.rmdir(scratch)
@@ -851,6 +927,7 @@ class Server:
             _set_nonblocking(fd)
             poller.register(fd, select.POLLIN)
         _set_nonblocking(st_r)
+        poller.register(st_r, select.POLLIN)
         try:
             pidfd: int | None = os.pidfd_open(pid)
             poller.register(pidfd, select.POLLIN)
@@ -859,6 +936,8 @@ class Server:
         deadline = t0 + timeout
         open_fds = set(caps)
         timed_out = flooded = exited = False
+        status_bytes = bytearray()  # b"R" once set up, then b"D" + the exit status
+        done: int | None = None
         status = None
         try:
             while True:
@@ -870,6 +949,8 @@ class Server:
                 for fd, _ in poller.poll(max(1, int(wait_ms + 0.999))):
                     if fd == pidfd:
                         exited = True
+                    elif fd == st_r:
+                        done = self._read_status(st_r, status_bytes, poller)
                     elif not _read_available(fd, caps[fd], 1 << 18):
                         poller.unregister(fd)
                         open_fds.discard(fd)
@@ -879,50 +960,83 @@ class Server:
                 if sum(c.total for c in caps.values()) > output_limit:
                     flooded = True
                     break
-                if exited:
+                if exited or done is not None:
                     break
             # Kill the group before reaping, so its id cannot be reused by a stranger.
             with contextlib.suppress(OSError):
                 os.killpg(pid, signal.SIGKILL)
-            if status is None:
+            if status is None and (exited or done is None):  # ended, timed out or flooded
                 status = self._wait_child(pid, pidfd)
+            # Else the program said it is done: its process is left to die and be reaped
+            # in settle(), after the reply (tearing down its memory takes milliseconds).
         finally:
             if pidfd is not None:
                 os.close(pidfd)
+        if status is not None:
+            self.last_pid = None  # reaped: its pid may already be someone else's
         end = time.monotonic()
         for fd in open_fds:  # what was written before the end; never wait for more
             _read_available(fd, caps[fd], max(0, output_limit - caps[fd].total))
-        clean, leftovers = self.cleanup(end + self.args.cleanup_timeout)
+        with contextlib.suppress(OSError):
+            self._read_status(st_r, status_bytes, None)
 
         stdout, cut_out = caps[out_r].text()
         stderr, cut_err = caps[err_r].text()
-        try:
-            setup_ok = os.read(st_r, 1) == b"R"
-        except BlockingIOError:
-            setup_ok = False
+        setup_ok = status_bytes[:1] == b"R"
         if flooded:
             stderr += (
                 f"\n[output limit exceeded: the program was killed after writing more than "
                 f"{output_limit} bytes]"
             )
+        if status is not None:
+            exit_code: int | None = os.waitstatus_to_exitcode(status)
+        else:
+            exit_code = done
         resp: dict = {
             "stdout": stdout,
             "stderr": stderr,
-            "exit_code": None if status is None else os.waitstatus_to_exitcode(status),
+            "exit_code": exit_code,
             "timed_out": timed_out,
             "wall_s": round(end - t0, 6),
             "truncated": cut_out or cut_err or flooded,
-            "leftovers": leftovers,
+            "leftovers": 0,  # counted after the reply: see the settle frame
         }
         if not setup_ok and not timed_out:
             resp["error"] = f"sandbox setup failed in the execution process: {stderr.strip()}"
-        if status is None or not clean:
+        if exit_code is None and not timed_out and not flooded:
             resp["error"] = (
-                "could not kill and reap every process the program started within "
+                "could not reap the program's process within "
                 f"{self.args.cleanup_timeout} s; this worker is exiting and must be replaced"
             )
             resp["dirty"] = True
         return resp
+
+    @staticmethod
+    def _read_status(fd: int, buf: bytearray, poller: select.poll | None) -> int | None:
+        """Read the execution's status pipe; the exit status once it says it is done.
+
+        The program could write here too (the pipe is open in its process), but all it can
+        claim is an early end of its own execution: everything is killed and checked
+        after it anyway.
+        """
+        ended = False
+        while len(buf) < 3:
+            try:
+                data = os.read(fd, 3 - len(buf))
+            except BlockingIOError:
+                break
+            if not data:
+                ended = True
+                break
+            buf += data
+        if len(buf) >= 3 or not b"RD".startswith(bytes(buf[:2])):
+            ended = True  # all there is to read, or not ours: rely on the exit
+        if ended and poller is not None:
+            with contextlib.suppress(KeyError):
+                poller.unregister(fd)
+        if len(buf) == 3 and buf[:2] == b"RD":
+            return buf[2]
+        return None
 
     def _wait_child(self, pid: int, pidfd: int | None) -> int | None:
         limit = time.monotonic() + self.args.cleanup_timeout
@@ -939,12 +1053,13 @@ class Server:
     def cleanup(self, deadline: float) -> tuple[bool, int]:
         """Kill and reap every process left by the last execution; (clean, how many seen)."""
         seen = 0
+        self._reap_program(deadline)
         if self.args.reap_all:
             self._kill_the_namespace()
         while not self._reap_all():
             if time.monotonic() > deadline:
                 return False, seen
-            kids = [k for k in direct_children() if k != self.forker_pid]
+            kids = [k for k in direct_children() if k not in self._spared()]
             seen = max(seen, len(kids))
             if self.uid is not None:
                 kill_uid(self.uid)
@@ -968,11 +1083,9 @@ class Server:
             with contextlib.suppress(OSError):
                 os.kill(-1, signal.SIGKILL)
             return
-        others = [
-            int(name)
-            for name in os.listdir("/proc")
-            if name.isdigit() and int(name) not in (self.pid, self.forker_pid)
-        ]
+        spared = self._spared()
+        others = [int(name) for name in os.listdir("/proc") if name.isdigit()]
+        others = [pid for pid in others if pid not in spared]
         if others and self.uid is not None:  # every program process has this uid:
             kill_uid(self.uid)  # atomic, so a fork bomb cannot outrun it
         for pid in others:
@@ -990,9 +1103,35 @@ class Server:
                 break
             if pid == self.forker_pid:
                 self.forker_pid = None  # it died: the next execution cannot start
+            if self.prefork is not None and pid == self.prefork.pid:
+                self.prefork.close()  # it died waiting (killed, OOM): made again on demand
+                self.prefork = None
         if self.forker_pid is None:
             return False
-        return not [k for k in direct_children() if k != self.forker_pid]
+        spared = self._spared()
+        return not [k for k in direct_children() if k not in spared]
+
+    def _reap_program(self, deadline: float) -> None:
+        """Wait for the last program's own process, killed already, to be gone.
+
+        Its exit unmaps its copy of the server, which takes a moment: until it is reaped
+        it would count as a process left behind (and cost a kill-everything helper).
+        """
+        pid, self.last_pid = self.last_pid, None
+        if pid is None:
+            return
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+        try:
+            pidfd = os.pidfd_open(pid)
+        except (AttributeError, OSError):
+            return
+        try:
+            select.select([pidfd], [], [], max(0.0, deadline - time.monotonic()))
+        finally:
+            os.close(pidfd)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
 
     # ------------------------------------------------------------------ the forker
     #
@@ -1018,19 +1157,101 @@ class Server:
         forker_end.close()
         self.forker_pid, self.forker_sock = pid, server_end
 
-    def _spawn(self, fds: list[int], scratch: str, as_limit: int | None) -> int:
-        """Have the forker start a program process (the server's child); its pid."""
-        if self.forker_pid is None or self.forker_sock is None:
-            raise OSError("the forker is gone")
-        msg = struct.pack("q", -1 if as_limit is None else as_limit)
-        socket.send_fds(self.forker_sock, [msg], fds)
-        reply = self.forker_sock.recv(16)
+    # ------------------------------------------------------------------ pre-forked processes
+    #
+    # The forker makes each execution's process ahead of time: it goes through the setup
+    # that does not depend on the program (session, descriptors, rlimits, private tmpfs
+    # and IPC namespace, a warm-up solve that pages the solvers in) and then waits on its
+    # "go" pipe. A request then only sends the program (and its address-space limit), and
+    # the setup that depends on it (the uid switch and what follows it) takes microseconds.
+    #
+    # Why a waiting process cannot be reached by the program that runs before it (the one
+    # it is made during, or right after):
+    #   uid isolation (root: Docker, local as root): it is made while the previous program
+    #     runs, but it stays root (the container's root in Docker) and non-dumpable until
+    #     its own program arrives. The program runs as the sandbox uid without any
+    #     capability, so kill(2) on it fails (EPERM: no uid of the two processes match),
+    #     ptrace and /proc/<pid>/{mem,fd,root,environ} fail (ptrace access check), and
+    #     setns needs a capability. It writes nothing before its program arrives, and that
+    #     happens only once settle() has killed the previous program, removed what it left
+    #     and checked it all. Its private /tmp (with namespaces) is in a mount namespace of
+    #     its own, out of the previous program's reach.
+    #   same uid (a user namespace, or no isolation): it is made only in settle(), after
+    #     every process of the previous program has been killed and reaped, so no process
+    #     that could signal or trace it exists while it waits.
+    # Either way what the previous program left on shared places (files, IPC objects) has
+    # been removed and checked before the next program is sent, as without pre-forking.
+
+    def _request_prefork(self) -> None:
+        """Ask the forker for the next execution's process; its pid is collected later."""
+        if self.prefork or self.prefork_pending or self.forker_sock is None:
+            return
+        pipes = [os.pipe2(os.O_CLOEXEC) for _ in range(4)]
+        (go_r, go_w), (out_r, out_w), (err_r, err_w), (st_r, st_w) = pipes
+        try:
+            socket.send_fds(self.forker_sock, [b"P"], [go_r, out_w, err_w, st_w])
+        except OSError as exc:
+            log.warning("could not reach the forker: %s", exc)
+            for fd in (go_w, out_r, err_r, st_r):
+                os.close(fd)
+            return
+        finally:
+            for fd in (go_r, out_w, err_w, st_w):
+                os.close(fd)
+        self.prefork_pending = _Prefork(0, go_w, out_r, err_r, st_r)
+
+    def _collect_prefork(self) -> None:
+        """Receive the pid of the process asked for, if any (blocks until it is made)."""
+        pending, self.prefork_pending = self.prefork_pending, None
+        if pending is None or self.forker_sock is None:
+            if pending is not None:
+                pending.close()
+            return
+        try:
+            reply = self.forker_sock.recv(16)
+        except OSError:
+            reply = b""
         if len(reply) != 8:
-            raise OSError("the forker did not answer")
+            pending.close()
+            self.prefork_error = "the forker did not answer"
+            return
         (pid,) = struct.unpack("q", reply)
         if pid < 0:
-            raise OSError(-pid, f"clone: {os.strerror(-pid)}")
-        return pid
+            pending.close()
+            self.prefork_error = f"clone: {os.strerror(-pid)}"
+            return
+        pending.pid = pid
+        self.prefork = pending
+
+    def _take_prefork(self) -> _Prefork:
+        """The waiting execution process (made now if there is none); raise OSError if none."""
+        self._collect_prefork()
+        if self.prefork is None:
+            self._request_prefork()
+            self._collect_prefork()
+        if self.prefork is None:
+            raise OSError(self.prefork_error or "the forker is gone")
+        child, self.prefork = self.prefork, None
+        self.last_pid = child.pid
+        return child
+
+    def _drop_prefork(self) -> None:
+        """Kill the waiting process (it is reaped with everything else)."""
+        self._collect_prefork()
+        if self.prefork is not None:
+            with contextlib.suppress(OSError):
+                os.kill(self.prefork.pid, signal.SIGKILL)
+            self.prefork.close()
+            self.prefork = None
+
+    def _spared(self) -> set[int]:
+        """Our children that are not programs: the forker and the waiting process."""
+        spared = {self.pid}
+        if self.forker_pid is not None:
+            spared.add(self.forker_pid)
+        if self.prefork is not None:
+            spared.add(self.prefork.pid)
+        return spared
 
     def _forker_loop(self, sock: socket.socket) -> None:
         clone = _clone_parent_function(self.libc)
@@ -1038,56 +1259,72 @@ class Server:
             msg, fds, _, _ = socket.recv_fds(sock, 64, 4)
             if not msg:
                 return
-            (as_limit,) = struct.unpack("q", msg)
+            if len(fds) != 4:
+                for fd in fds:
+                    os.close(fd)
+                sock.send(struct.pack("q", -errno.EBADF))
+                continue
             pid = clone()
             if pid == 0:
-                code_r, out_w, err_w, st_w = fds
-                self._child_from(
-                    code_r, self.scratch, None if as_limit < 0 else as_limit, out_w, err_w, st_w
-                )  # never returns
+                self._prefork_child(*fds)  # never returns
             for fd in fds:
                 os.close(fd)
             sock.send(struct.pack("q", pid))
 
     # ------------------------------------------------------------------ the child side
 
-    def _child_from(
-        self, code_r: int, scratch: str, as_limit: int | None, out_w: int, err_w: int, st_w: int
-    ) -> None:
+    def _prefork_child(self, go_r: int, out_w: int, err_w: int, st_w: int) -> None:
         # Everything here runs after fork, where each first write to a page copies it:
         # raw os calls, no text I/O, nothing that can be done once in the server.
         try:
-            code = _read_all(code_r).decode("utf-8", "surrogatepass")
-            os.close(code_r)
-            self._child_setup(code, scratch, as_limit, out_w, err_w, st_w)
+            self._prefork_setup(go_r, out_w, err_w, st_w)
+            if self.warm_up and self.args.warm_children:
+                _warm_up_solvers(in_child=True)
+            self._prefork_ready()
+            payload = _read_all(4)
+            os.close(4)
+            (as_limit,) = struct.unpack("q", payload[:8])
+            code = payload[8:].decode("utf-8", "surrogatepass")
+            self._dispatch_setup(code, None if as_limit < 0 else as_limit)
         except BaseException as exc:
+            with contextlib.suppress(OSError):
+                os.dup2(6, 2)  # still /dev/null before the program arrived
             with contextlib.suppress(BaseException):
                 os.write(2, f"sandbox setup failed: {type(exc).__name__}: {exc}\n".encode())
             os._exit(SETUP_FAILED)
-        os._exit(_run_program(code))
+        status = _run_program(code)
+        with contextlib.suppress(BaseException):
+            # Done: the server answers now instead of after this process's exit, which
+            # unmaps a copy of the preloaded server (milliseconds).
+            os.write(self.done_fd, b"D" + bytes([status & 0xFF]))
+        os._exit(status)
 
-    def _child_setup(
-        self, code: str, scratch: str, as_limit: int | None, out_w: int, err_w: int, st_w: int
-    ) -> None:
+    def _prefork_setup(self, go_r: int, out_w: int, err_w: int, st_w: int) -> None:
+        """The part of an execution's setup that does not depend on its program."""
         os.setsid()
-        # Inherited from the server: while non-dumpable our /proc/self files belong to root.
-        prctl(self.libc, _PR_SET_DUMPABLE, 1)
-        os.dup2(self.devnull, 0)
-        os.dup2(out_w, 1)
-        os.dup2(err_w, 2)
+        prctl(self.libc, _PR_SET_PDEATHSIG, signal.SIGKILL)  # the server's end is ours
+        if os.getppid() != self.pid:
+            os._exit(SETUP_FAILED)  # the server died while we were starting
+        if not self.early_prefork:
+            # Inherited from the server: while non-dumpable our /proc/self files belong to
+            # root. With uid isolation it stays so until the program's uid is taken.
+            prctl(self.libc, _PR_SET_DUMPABLE, 1)
+        # The received descriptors may have any numbers, 3 to 5 included: lift them first.
+        lifted = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (go_r, out_w, err_w, st_w)]
+        go_r, out_w, err_w, st_w = lifted
+        for fd in (0, 1, 2):  # the warm-up prints nothing into the program's output
+            os.dup2(self.devnull, fd)
         os.dup2(st_w, 3)
-        os.closerange(4, self.fd_limit)  # protocol streams, uid lock, everything else
+        os.dup2(go_r, 4)
+        os.dup2(out_w, 5)  # fd 1 at dispatch
+        os.dup2(err_w, 6)  # fd 2 at dispatch
+        os.closerange(7, self.fd_limit)  # protocol streams, uid lock, everything else
         # Undo the server's signal choices; SIGINT as in any Python script.
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
         os.write(fd, b"1000")  # the OOM killer takes the program, not the server
         os.close(fd)
-        # Below the server in CPU priority, so that cleaning up after a fork bomb is not
-        # starved by the bomb itself.
-        os.nice(10)
-        if as_limit is not None:
-            resource.setrlimit(resource.RLIMIT_AS, (as_limit, as_limit))
         fsize = self.args.fsize_mb << 20
         resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -1095,14 +1332,37 @@ class Server:
             confine.private_tmp(
                 self.libc, self.args.tmpfs_mb, self.args.tmpfs_inodes, self.tmp_keep
             )
-            os.mkdir(scratch, 0o700)
-            _write_main(scratch, code, self.uid)
+            os.mkdir(self.scratch, 0o700)
             if self.uid is not None:
-                os.chown(scratch, self.uid, self.uid)
+                os.chown(self.scratch, self.uid, self.uid)
         if self.uid is not None:
             # Joined as root, the new session keyring belongs to root: it is not counted
             # among the uid's keys, so only keys the program itself adds need settling.
             confine.join_new_session_keyring(self.libc)
+
+    def _prefork_ready(self) -> None:
+        """Last steps before waiting: after the warm-up, which must not see them."""
+        # `random` reseeds itself after fork; numpy's legacy global RNG does not: reseed it
+        # from urandom here, in this process that serves exactly one program.
+        np_random = sys.modules.get("numpy.random")
+        if np_random is not None:
+            np_random.seed()
+
+    def _dispatch_setup(self, code: str, as_limit: int | None) -> None:
+        """The rest, once the program is known: its file, limits, uid, then no way back."""
+        scratch = self.scratch
+        os.dup2(5, 1)
+        os.dup2(6, 2)
+        os.close(5)
+        os.close(6)
+        if as_limit is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (as_limit, as_limit))
+        if self.namespaces:
+            _write_main(scratch, code, self.uid)
+        # Below the server in CPU priority, so that cleaning up after a fork bomb is not
+        # starved by the bomb itself (not before: the setup above is on the way).
+        os.nice(10)
+        if self.uid is not None:
             if not self._in_container:  # there the pid cgroup bounds processes, and the
                 # uid is shared with the host's own uid 1000, whose tasks NPROC would count
                 resource.setrlimit(resource.RLIMIT_NPROC, (self.args.nproc, self.args.nproc))
@@ -1119,7 +1379,7 @@ class Server:
             if _KEYRINGS_PER_USERNS:
                 confine.clear_keyrings(self.libc, session=True)
         prctl(self.libc, _PR_SET_NO_NEW_PRIVS, 1)  # no setuid binaries back to root
-        confine.forbid_kernel_keys(self.libc)
+        confine.forbid_kernel_keys(self.libc, self.keys_filter)
         prctl(self.libc, _PR_SET_PDEATHSIG, signal.SIGKILL)  # after setuid, which clears it
         if os.getppid() != self.pid:
             os._exit(SETUP_FAILED)  # the server died while we were starting
@@ -1129,11 +1389,9 @@ class Server:
         sys.argv = [MAIN_FILENAME]
         for handler in list(log.handlers):
             log.removeHandler(handler)
-        # `random` reseeds itself after fork; numpy's legacy global RNG does not.
-        np_random = sys.modules.get("numpy.random")
-        if np_random is not None:
-            np_random.seed()  # the legacy global RNG is copied by fork; reseed from urandom
         os.write(3, b"R")
+        # Kept for the "done" message, out of the way of the program's own descriptors.
+        self.done_fd = fcntl.fcntl(3, fcntl.F_DUPFD_CLOEXEC, max(10, self.fd_limit - 1))
         os.close(3)
 
 
@@ -1189,6 +1447,19 @@ def _write_main(scratch: str, code: str, uid: int | None) -> None:
         os.close(fd)
 
 
+def _as_effective_uid(uid: int, fn: Callable[[], None]) -> None:
+    """Run `fn` in this process with effective uid and gid `uid` (real and saved stay)."""
+    os.setresgid(-1, uid, -1)
+    try:
+        os.setresuid(-1, uid, -1)
+        try:
+            fn()
+        finally:
+            os.setresuid(-1, 0, -1)
+    finally:
+        os.setresgid(-1, 0, -1)
+
+
 def _run_as(uid: int, fn: Callable[[], None]) -> None:
     """Run `fn` in a helper process that has taken `uid`; raise OSError if it failed."""
     r, w = os.pipe2(os.O_CLOEXEC)
@@ -1213,14 +1484,18 @@ def _run_as(uid: int, fn: Callable[[], None]) -> None:
         raise OSError(why or f"helper as uid {uid} failed ({status})")
 
 
-def _warm_up_highs() -> None:
-    """Solve a trivial model once, output to /dev/null, before any program is forked.
+def _warm_up_solvers(in_child: bool = False) -> None:
+    """Solve a tiny LP with each preloaded solver, output to /dev/null.
 
-    HiGHS prints its banner ("Running HiGHS ... Copyright") to the C-level stdout at the
-    first solve of a process. Done here, no forked program ever prints it: every
-    execution's output is shorter by those lines (tokens the policy pays for), and
-    results are unchanged.
+    In the server, before anything is forked: lazy initialisation (and HiGHS's banner,
+    "Running HiGHS ... Copyright", printed at a process's first solve) happens once, so
+    no program prints the banner (tokens the policy pays for) or pays for it. In a
+    pre-forked execution process (`in_child`), while it waits for its program: its first
+    solve copies the pages it writes and maps the solver's code, milliseconds a program
+    would otherwise pay on its critical path. Results are unchanged.
     """
+    if "highspy" not in sys.modules:
+        return
     try:
         import highspy
 
@@ -1228,19 +1503,31 @@ def _warm_up_highs() -> None:
         null = os.open(os.devnull, os.O_WRONLY)
         try:
             os.dup2(null, 1)
-            h = highspy.Highs()
-            h.addVar(0.0, 1.0)
-            h.changeColCost(0, 1.0)
-            h.run()
+            if not in_child:
+                h = highspy.Highs()
+                h.addVar(0.0, 1.0)
+                h.changeColCost(0, 1.0)
+                h.run()
+            pulp = sys.modules.get("pulp")
+            if pulp is not None:
+                m = pulp.LpProblem("warm_up", pulp.LpMaximize)
+                x = pulp.LpVariable("x", lowBound=0)
+                y = pulp.LpVariable("y", lowBound=0)
+                m += 3 * x + 2 * y
+                m += x + y <= 4
+                m += x + 3 * y <= 6
+                m.solve(pulp.HiGHS(msg=0))
             # The solve started HiGHS's worker threads; a forked child would inherit the
-            # scheduler without them and hang in its first parallel (MIP) solve.
+            # scheduler without them and hang in its first parallel (MIP) solve, and a
+            # program that forks would do the same: leave none behind.
             highspy.Highs.resetGlobalScheduler(True)
         finally:
             os.dup2(saved, 1)
             os.close(saved)
             os.close(null)
     except Exception as exc:  # the warm-up is a nicety; a failure must not stop the server
-        log.info("HiGHS warm-up skipped: %s: %s", type(exc).__name__, exc)
+        if not in_child:
+            log.info("solver warm-up skipped: %s: %s", type(exc).__name__, exc)
 
 
 def _run_program(code: str) -> int:
@@ -1406,6 +1693,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         metavar="UID",
         help="utility: kill every process of UID (a sandbox uid) and exit",
+    )
+    p.add_argument(
+        "--warm-children",
+        action="store_true",
+        help="each waiting execution process also solves a tiny LP before its program: "
+        "lower LP latency when callers pause between programs, but one more solve of CPU "
+        "per execution (measured slower in CPU-quota containers under load)",
     )
     p.add_argument("--log-level", default="WARNING")
     args = p.parse_args(argv)

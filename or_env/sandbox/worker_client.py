@@ -146,6 +146,9 @@ class WorkerProcess:
         self.killed = False
         self.exit_status: int | None = None  # of the last process, once it is gone
         self._proc: subprocess.Popen[bytes] | None = None
+        # The worker answers a run before cleaning up after it, then sends a settle frame
+        # (protocol version 2): it must be read, and say "clean", before the next request.
+        self._settle_pending = False
         self._lock = threading.Lock()
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=40)
         self._stderr_thread: threading.Thread | None = None
@@ -168,17 +171,10 @@ class WorkerProcess:
                 raise RuntimeError(f"{self.name} is already started; stop() it first")
             self.broken, self.killed, self.ready_info = None, False, None
             self.exit_status = None
+            self._settle_pending = False
             self._stderr_tail.clear()
             try:
-                self._proc = subprocess.Popen(
-                    self.argv,
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    env=self.env,
-                    start_new_session=True,  # a Ctrl-C in the terminal is not for the worker
-                    bufsize=0,
-                )
+                self._proc = self._launch()
             except OSError as exc:
                 raise WorkerError(f"could not launch {self.argv[0]!r}: {exc}") from exc
             assert self._proc.stdin is not None
@@ -198,6 +194,18 @@ class WorkerProcess:
                 raise WorkerError(f"{self.name} sent {info!r} instead of its ready frame")
             self.ready_info = info  # its "warnings" also reach our log through stderr
         return info
+
+    def _launch(self) -> subprocess.Popen[bytes]:
+        """Start the worker; a subclass may return a Popen-like object (see docker_attach)."""
+        return subprocess.Popen(
+            self.argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=self.env,
+            start_new_session=True,  # a Ctrl-C in the terminal is not for the worker
+            bufsize=0,
+        )
 
     def stop(self, grace: float = 2.0) -> None:
         """End the worker: close its stdin and let it clean up, or kill it if it is busy."""
@@ -264,6 +272,7 @@ class WorkerProcess:
                 raise WorkerError(f"{self.name} is not running{self._exit_note()}")
             if self.broken is not None:
                 raise WorkerError(f"{self.name} is broken: {self.broken}")
+            self._settle_locked()
             deadline = time.monotonic() + timeout
             try:
                 self._write_frame(payload, deadline)
@@ -275,7 +284,41 @@ class WorkerProcess:
             if resp.get("fatal"):
                 self.broken = str(resp.get("error"))
                 self._kill_locked()
+            self._settle_pending = bool(resp.get("settle"))
             return resp
+
+    def settle(self) -> bool:
+        """Wait until the worker has cleaned up after its last program; False if it could not.
+
+        A worker that could not (the program left state it cannot remove) is killed and
+        marked broken, so that a pool replaces it before it is handed to anyone. Cheap when
+        nothing is pending.
+        """
+        with self._lock:
+            if not self._settle_pending:
+                return self.broken is None
+            try:
+                self._settle_locked()
+            except WorkerError:
+                return False
+            return True
+
+    def _settle_locked(self) -> None:
+        if not self._settle_pending:
+            return
+        self._settle_pending = False
+        try:
+            frame = self._read_frame(time.monotonic() + self.reply_margin, "cleanup")
+        except WorkerError as exc:
+            self.broken = str(exc)
+            self._kill_locked()
+            raise
+        if frame.get("settled") is not True or frame.get("dirty"):
+            self.broken = str(frame.get("error") or f"unexpected frame {frame!r:.200}")
+            self._kill_locked()
+            raise WorkerError(
+                f"{self.name} could not clean up after the last program: {self.broken}"
+            )
 
     def ping(self, timeout: float = 5.0) -> bool:
         try:
