@@ -603,7 +603,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("problem_id")
     p.set_defaults(func=cmd_show)
 
-    sandbox_choices = ["auto", "local", "docker"]
+    from or_env.sandbox import BACKENDS
+
+    sandbox_choices = list(BACKENDS)
     p = add(sub, "run", help="run a Python file in a sandbox")
     p.add_argument("file", help="the program")
     p.add_argument("--sandbox", choices=sandbox_choices, default="auto", help="the backend")

@@ -10,7 +10,9 @@ import pytest
 
 from agents.eval import EVAL_RESUME_MAY_DIFFER, EvalCommandConfig
 from calm.curate import CURATE_RESUME_MAY_DIFFER, CurateCommandConfig
+from or_env.cli import main
 from or_env.errors import OREnvError
+from or_env.integrations.serve import ServeCommandConfig, ServeConfig, load_serve_command_config
 from or_env.run_config import (
     CONFIG_YAML,
     MISSING,
@@ -26,7 +28,11 @@ from or_env.run_config import (
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 # Which schema validates a file of configs/, by the start of its name.
-SCHEMAS = {"eval-": EvalCommandConfig, "calm-curate": CurateCommandConfig}
+SCHEMAS = {
+    "eval-": EvalCommandConfig,
+    "calm-curate": CurateCommandConfig,
+    "serve": ServeCommandConfig,
+}
 
 
 @dataclass
@@ -222,3 +228,76 @@ def test_schema_defaults() -> None:
     assert schema_default(CurateCommandConfig, "env.timeout") == 30.0
     with pytest.raises(RunConfigError, match=r"unknown key 'inner\.nope': inner has count"):
         schema_default(Outer, "inner.nope")
+
+
+# ----------------------------------------------------------------------- or-env serve
+def test_serve_config_from_file_flags_variables_and_overrides(tmp_path: Path) -> None:
+    """defaults < OR_ENV_SERVE_<FIELD> variables < --config < flags < overrides, resolved
+    into the flat ServeConfig the server takes."""
+    file = write(
+        tmp_path / "serve.yaml",
+        "server: {max_sessions: 16, port: 9000}\nsandbox: {kind: local}\n"
+        "env: {max_turns: 6, options: {direct_rule: default}}\n",
+    )
+    environ = {"OR_ENV_SERVE_HOST": "0.0.0.0", "OR_ENV_SERVE_PORT": "7000", "PATH": "/bin"}
+    resolved = load_serve_command_config(
+        file, ["env.max_turns=8"], {"server.max_sessions": 4, "env.max_turns": 3}, environ=environ
+    )
+    config = resolved.serve_config()
+    assert isinstance(config, ServeConfig)
+    assert config.host == "0.0.0.0"  # a variable beats the default...
+    assert config.port == 9000  # ...but not the file
+    assert config.max_sessions == 4  # a flag beats the file
+    assert config.max_turns == 8  # an override beats the flag
+    assert config.sandbox == "local" and config.timeout == 30.0  # file, default
+    assert config.env_kwargs()["direct_rule"] == "default"
+    # ServeConfig.from_env is the uvicorn app's: the file OR_ENV_SERVE_CONFIG names, over
+    # the variables.
+    app_config = ServeConfig.from_env({**environ, "OR_ENV_SERVE_CONFIG": str(file)})
+    assert (app_config.host, app_config.port, app_config.max_turns) == ("0.0.0.0", 9000, 6)
+
+
+def test_serve_command_line_prints_the_resolved_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OR_ENV_SERVE_MAX_SESSIONS", raising=False)
+    file = write(tmp_path / "serve.yaml", "server: {max_sessions: 16}\nenv: {max_turns: 6}\n")
+    argv = ["serve", "--config", str(file), "--max-sessions", "2", "env.max_turns=8"]
+    # Options and overrides in any order.
+    argv += ["--print-config", "--sandbox", "local", "env.timeout=5"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    again = load_serve_command_config(write(tmp_path / "printed.yaml", printed))
+    assert again.server.max_sessions == 2 and again.env.max_turns == 8
+    assert again.sandbox.kind == "local" and again.env.timeout == 5.0
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["env.max_trns=8"], ["unknown key 'env.max_trns'", "max_turns", "override"]),
+        (["--config", "FILE"], ["unknown key 'server.bogus'", "host, log_level", "--config"]),
+        (["server.max_sessions=many"], ["server.max_sessions: expected int, got 'many'"]),
+        (["server.port=70000"], ["server.port: must be between 0 and 65535, got 70000"]),
+        (["sandbox.kind=cloud"], ["sandbox.kind: 'cloud' is not one of auto, local"]),
+        (["env.max_turns=0"], ["env.max_turns: must be at least 1, got 0"]),
+        (["server=3"], ["server: expected a section (keys: host,"]),
+    ],
+)
+def test_a_bad_serve_config_is_one_line_naming_the_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], words: list[str]
+) -> None:
+    file = write(tmp_path / "bad.yaml", "server: {bogus: 1}\n")
+    args = [str(file) if a == "FILE" else a for a in args]
+    assert main(["serve", "--print-config", *args]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    line = captured.err.strip()
+    assert "\n" not in line and line.startswith("error: "), line
+    for word in words:
+        assert word in line, line
+
+
+def test_a_bad_serve_variable_is_named(tmp_path: Path) -> None:
+    with pytest.raises(RunConfigError, match=r"server.max_sessions: .*\(OR_ENV_SERVE_MAX_"):
+        load_serve_command_config(environ={"OR_ENV_SERVE_MAX_SESSIONS": "lots"})

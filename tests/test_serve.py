@@ -326,20 +326,22 @@ def test_http_reset_is_one_shot(server: ThreadServer) -> None:
     assert body["observation"]["info"]["problem_id"] == SAMPLE[4].id
 
 
-def test_or_env_serve_command_starts_a_server() -> None:
+def test_or_env_serve_command_starts_a_server(tmp_path: Path) -> None:
+    """`or-env serve --config FILE` with a flag and an override: the flag beats the file."""
     require_package("openenv", extra="serve", flag="OR_ENV_REQUIRE_SERVE")
     port = _free_port()
+    config = tmp_path / "serve.yaml"
+    config.write_text("server: {max_sessions: 5}\nsandbox: {kind: local}\n")
     process = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "or_env.cli",
             "serve",
-            "--sandbox",
-            "local",
+            "--config",
+            str(config),
             "--allow-unisolated",
-            "--port",
-            str(port),
+            f"server.port={port}",
             "--max-sessions",
             "2",
         ],
@@ -370,6 +372,9 @@ def test_or_env_serve_command_starts_a_server() -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+    # The resolved config heads the log.
+    output = process.stdout.read() if process.stdout else ""
+    assert "or-env serve: resolved config" in output and f"port: {port}" in output, output
 
 
 def test_serve_config_checks_its_values() -> None:
@@ -383,7 +388,8 @@ def test_serve_config_checks_its_values() -> None:
     assert ServeConfig(max_turns=3).env_kwargs()["max_turns"] == 3
 
 
-def test_serve_config_from_environment_variables() -> None:
+def test_serve_config_from_environment_variables(tmp_path: Path) -> None:
+    """The uvicorn app's config: OR_ENV_SERVE_<FIELD> variables, under OR_ENV_SERVE_CONFIG."""
     config = ServeConfig.from_env(
         {
             "OR_ENV_SERVE_MAX_SESSIONS": "5",
@@ -400,6 +406,16 @@ def test_serve_config_from_environment_variables() -> None:
         2.5,
     )
     assert (config.sandbox, config.host, config.port) == ("local", "0.0.0.0", 8000)
+    file = tmp_path / "serve.yaml"
+    file.write_text("server: {max_sessions: 9}\n")
+    config = ServeConfig.from_env(
+        {
+            "OR_ENV_SERVE_CONFIG": str(file),
+            "OR_ENV_SERVE_MAX_SESSIONS": "5",
+            "OR_ENV_SERVE_PORT": "1",
+        }
+    )
+    assert (config.max_sessions, config.port) == (9, 1)  # the file beats a variable
 
 
 def test_missing_extra_names_the_pip_command() -> None:
