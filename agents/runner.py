@@ -309,7 +309,8 @@ class RolloutRunner:
     def _make_env(self, spec: EpisodeSpec) -> Any:
         if self.env_factory is not None:
             return self.env_factory(spec)
-        return ORModelingEnv([spec.problem], **self.env_kwargs)
+        # The policy never sees info; the records keep the grade's errors (debug info).
+        return ORModelingEnv([spec.problem], **{"debug": True, **self.env_kwargs})
 
 
 def _step_record(turn: PolicyTurn, info: dict[str, Any], env_s: float) -> dict[str, Any]:

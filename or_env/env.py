@@ -112,7 +112,8 @@ class ORModelingEnv(gym.Env[Observation, Action]):
     `execution` (the sandbox's result as it came; the observation shows it rendered),
     `format_error`, and at the end `termination_reason`, `correct`, `answer`, `grade`,
     `answer_printed` (an execution printed the answer, as the policy saw it) and `transcript`.
-    The ground truth is only included with `debug=True`.
+    The ground truth, and the errors of the answer (which would give it away), are only
+    included with `debug=True`.
 
     ## Arguments
     - problems: a list of `Problem` or dicts with `id`, `question`, `answer`.
@@ -469,7 +470,9 @@ class ORModelingEnv(gym.Env[Observation, Action]):
             verdict = self._graded(ending, info)
             reward, terminated, reason = verdict.reward, True, ending.reason
             info["answer"] = ending.answer
-            info["correct"], info["rel_error"] = verdict.correct, verdict.rel_error
+            info["correct"] = verdict.correct
+            if self.debug:  # with the answer, an error gives the ground truth away
+                info["rel_error"] = verdict.rel_error
             info["grade"] = self._grade_info(verdict)
         elif plan.program is not None and result is None:
             truncated, reason = True, "max_executions"
@@ -545,7 +548,9 @@ class ORModelingEnv(gym.Env[Observation, Action]):
     def _grade_info(self, verdict: Grade) -> GradeInfo:
         details: GradeInfo = verdict.to_dict()  # type: ignore[assignment]
         if not self.debug:
-            details.pop("ground_truth", None)
+            # The answer and its error would give the ground truth (submit 0: abs_error).
+            for key in ("ground_truth", "rel_error", "abs_error"):
+                details.pop(key, None)  # type: ignore[misc]
         return details
 
 

@@ -41,7 +41,8 @@ When the step ends the episode (`terminated` or `truncated`) it also has the `En
   tolerance, as the policy saw it (rendered and cut to `max_obs_chars`); executions dropped by
   `rewind` do not count (`or_env.grading.answer_was_printed`). False when no answer was graded.
 - `transcript`: every message of the episode (`or_env.transcript.Message.to_dict`).
-- `answer`, `rel_error`, `grade` (`GradeInfo`): when an answer was graded (native: "answered";
+- `answer`, `grade` (`GradeInfo`), and with `debug=True` `rel_error`: when an answer was
+  graded (native: "answered";
   direct: at every end). `answer` is the answer as read (the content of the final box, or the
   text the direct protocol read from the output), None when there was none.
 
@@ -73,14 +74,15 @@ class GradeInfo(TypedDict):
     """The verdict on the final answer (`or_env.grading.Grade.to_dict`).
 
     `reason` is "not_executed" when `require_executed_answer` turned a correct answer down.
+    `rel_error` and `abs_error`, like `ground_truth`, are only there with `debug=True`.
     `ground_truth` is only there with `debug=True`.
     """
 
     correct: bool
     predicted: float | str | None
     ground_truth: NotRequired[float | str]
-    rel_error: float | None
-    abs_error: float | None
+    rel_error: NotRequired[float | None]
+    abs_error: NotRequired[float | None]
     reason: str
     raw_answer: str | None
     tolerance: str
@@ -109,7 +111,7 @@ class EndInfo(TypedDict, total=False):
     answer_printed: bool
     transcript: list[dict[str, Any]]
     answer: str | None
-    rel_error: float | None
+    rel_error: NotRequired[float | None]
     grade: GradeInfo
 
 

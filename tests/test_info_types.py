@@ -138,14 +138,16 @@ def test_every_info_has_its_declared_shape(sandbox, protocol, index, actions, re
             ended = terminated or truncated
             # The end keys are there exactly when the episode ended (answer, rel_error and
             # grade only when an answer was graded).
-            graded = {"answer", "rel_error", "grade"}
+            graded = {"answer", "grade"} | ({"rel_error"} if debug else set())
             assert ended == bool(info.keys() & END_KEYS), sorted(info)
             if ended:
-                assert END_KEYS - graded <= info.keys()
+                assert END_KEYS - graded - {"rel_error"} <= info.keys()
+                assert ("rel_error" in info) is (debug and "grade" in info)
                 budget = info["termination_reason"] in ("max_turns", "max_executions")
                 assert (graded <= info.keys()) is not budget
                 if "grade" in info:
-                    assert ("ground_truth" in info["grade"]) is debug
+                    for hidden in ("ground_truth", "rel_error", "abs_error"):
+                        assert (hidden in info["grade"]) is debug
         assert env.done
 
 

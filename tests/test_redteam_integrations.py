@@ -200,12 +200,6 @@ def test_one_megabyte_answers_parse_fast() -> None:
 # ------------------------------------------------------------------ 2. ground truth in info
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="info['rel_error'], info['grade']['abs_error'/'rel_error'] with the predicted "
-    "value give the ground truth exactly (submit 0: abs_error == |truth|); _grade_info and "
-    "the server's _safe_info drop only 'ground_truth'",
-)
 def test_non_debug_info_does_not_reveal_the_ground_truth() -> None:
     env = _tools_env()
     truth = env.problem.answer
@@ -331,12 +325,6 @@ def test_server_reset_does_not_load_client_chosen_paths(server: _Server, tmp_pat
 
 
 @pytest.mark.serve
-@pytest.mark.xfail(
-    strict=True,
-    reason="the step's info carries abs_error/rel_error: a client recovers the ground truth "
-    "of any problem_id and replays it (the server docs promise info 'without anything that "
-    "could leak a ground truth')",
-)
 def test_server_info_does_not_reveal_the_ground_truth(server: _Server) -> None:
     from or_env import load_problems
 
