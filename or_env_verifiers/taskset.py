@@ -28,7 +28,7 @@ import verifiers.v1 as vf
 
 from or_env.env import ORModelingEnv
 from or_env.problems import Problem, load_problems
-from or_env.sandbox import Sandbox, shared_sandbox
+from or_env.sandbox import Sandbox, require_isolation, shared_sandbox
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +61,8 @@ class ORTasksetConfig(vf.TasksetConfig):
     #: "auto" (Docker when available), "local" or "docker"; shared by every episode.
     sandbox: str = "auto"
     sandbox_workers: int | None = None
+    #: Accept a local sandbox without Linux namespaces (its programs can read ground truths).
+    allow_unisolated: bool = False
     protocol: str = "native"
     max_turns: int = 12
     max_executions: int = 10
@@ -132,7 +134,9 @@ class OREnv(vf.Env[OREnvConfig]):
     def _sandbox(self) -> Sandbox:
         config: ORTasksetConfig = self.taskset.config  # type: ignore[assignment]
         options = {} if config.sandbox_workers is None else {"workers": config.sandbox_workers}
-        return shared_sandbox(config.sandbox, **options)
+        sandbox = shared_sandbox(config.sandbox, **options)
+        require_isolation(sandbox, allow_unisolated=config.allow_unisolated)
+        return sandbox
 
     async def run(self, task: vf.Task, agents: vf.Agents) -> None:
         config: ORTasksetConfig = self.taskset.config  # type: ignore[assignment]

@@ -376,11 +376,6 @@ def test_trl_tools_env_grades_one_submit_per_episode() -> None:
     assert tool_env.get_reward() == 0.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ORToolEnvironment.reset sets reward/info only after the env's reset succeeded: a "
-    "failed reset leaves the previous episode's reward 1.0 on the pooled instance",
-)
 def test_trl_failed_reset_clears_the_previous_reward() -> None:
     from or_env import load_problems
     from recipes.trl.environment import ORToolEnvironment
@@ -399,12 +394,6 @@ def test_trl_failed_reset_clears_the_previous_reward() -> None:
 
 
 @pytest.mark.skyrl
-@pytest.mark.xfail(
-    strict=True,
-    reason="ORSkyRLEnv (and verifiers' OREnv) never call require_isolation: with "
-    "sandbox='auto' falling back to an unisolated local sandbox, programs can read ground "
-    "truths; the TRL adapters and the server refuse that",
-)
 def test_skyrl_refuses_an_unisolated_sandbox() -> None:
     require_package("skyrl_gym", extra="skyrl", flag="OR_ENV_REQUIRE_SKYRL")
     from or_env.integrations.skyrl import ORSkyRLEnv
@@ -412,10 +401,13 @@ def test_skyrl_refuses_an_unisolated_sandbox() -> None:
     from or_env.sandbox.local import LocalSandbox
 
     with LocalSandbox(workers=1, namespaces=False) as sandbox:
-        env = ORSkyRLEnv({"sandbox": sandbox}, {"extra_info": {"index": 0}})
         with pytest.raises(UnisolatedSandboxError):
-            env.init([])
-            env.step("```python\nprint(1)\n```\n")
+            ORSkyRLEnv({"sandbox": sandbox}, {"extra_info": {"index": 0}})
+        # Accepted when asked for explicitly.
+        env = ORSkyRLEnv(
+            {"sandbox": sandbox, "allow_unisolated": True}, {"extra_info": {"index": 0}}
+        )
+        env.init([])
 
 
 @pytest.mark.skyrl

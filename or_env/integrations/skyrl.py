@@ -24,8 +24,9 @@ Each observation is returned as `{"role": "user", "content": ...}`: with
 reward is the env's: 0.0 on every turn but the last, 1.0 there for a correct answer.
 
 `env_config` (SkyRL's `environment.skyrl_gym.or_env`) takes the `ORModelingEnv` settings:
-benchmark, version, data_path, sandbox, rendering, max_turns, max_executions, timeout,
-tolerance, protocol, ...; a row's `extra_info` picks the problem (`problem_id`, and its
+benchmark, version, data_path, sandbox (refused without isolation unless
+`allow_unisolated: true`), rendering, max_turns, max_executions, timeout, tolerance, protocol,
+...; a row's `extra_info` picks the problem (`problem_id`, and its
 `benchmark`/`version`). SkyRL-gym has no env checker of its own; the tests play an episode
 through `skyrl_gym.make`.
 """
@@ -39,7 +40,7 @@ from typing import Any
 from or_env.env import ORModelingEnv
 from or_env.integrations import require
 from or_env.problems import load_problems
-from or_env.sandbox import shared_sandbox
+from or_env.sandbox import require_isolation, shared_sandbox
 
 _base = require("skyrl_gym.envs.base_text_env", "skyrl")
 
@@ -48,7 +49,9 @@ logger = logging.getLogger(__name__)
 ENV_ID = "or_env"
 ENTRY_POINT = "or_env.integrations.skyrl:ORSkyRLEnv"
 # env_config keys that are not ORModelingEnv arguments.
-_OWN_KEYS = frozenset({"benchmark", "version", "data_path", "sandbox", "sandbox_workers"})
+_OWN_KEYS = frozenset(
+    {"benchmark", "version", "data_path", "sandbox", "sandbox_workers", "allow_unisolated"}
+)
 
 
 def register() -> None:
@@ -71,8 +74,11 @@ class ORSkyRLEnv(_base.BaseTextEnv):  # type: ignore[misc, name-defined]
         benchmark = info.get("benchmark") or config.get("benchmark") or "sample"
         version = info.get("version") if info.get("benchmark") else config.get("version")
         sandbox = config.get("sandbox", "auto")
-        if isinstance(sandbox, str) and config.get("sandbox_workers"):
-            sandbox = shared_sandbox(sandbox, workers=int(config["sandbox_workers"]))
+        if isinstance(sandbox, str):
+            workers = config.get("sandbox_workers")
+            sandbox = shared_sandbox(sandbox, **({"workers": int(workers)} if workers else {}))
+        # Training on an unisolated sandbox lets programs read ground truths: refuse it.
+        require_isolation(sandbox, allow_unisolated=bool(config.get("allow_unisolated")))
         env_kwargs = {k: v for k, v in config.items() if k not in _OWN_KEYS}
         # SkyRL's own turn cap (generator.max_turns, put in extras) bounds the env's too.
         if extras.get("max_turns") and "max_turns" not in env_kwargs:

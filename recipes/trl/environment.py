@@ -88,6 +88,9 @@ class ORToolEnvironment:
         it so); a dataset built with other env settings would train on prompts the env does
         not grade, so that is an error.
         """
+        # Instances are pooled: forget the last episode first, so a reset that fails below
+        # cannot leave its reward to be read again.
+        self.env, self.info, self.reward = None, {}, 0.0
         sandbox = self._sandbox
         if isinstance(sandbox, str):
             sandbox = shared_sandbox(sandbox, **self._sandbox_options)
