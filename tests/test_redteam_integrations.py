@@ -309,12 +309,6 @@ def server() -> Iterator[_Server]:
 
 
 @pytest.mark.serve
-@pytest.mark.xfail(
-    strict=True,
-    reason="reset(benchmark='hf:<folder>') makes the server load any local folder through "
-    "datasets (and 'hf:Org/Name' downloads from the Hub), serving its rows and leaking field "
-    "names in errors; ServeConfig.data_dir is 'never taken from clients', but hf: bypasses it",
-)
 def test_server_reset_does_not_load_client_chosen_paths(server: _Server, tmp_path: Path) -> None:
     (tmp_path / "rows.jsonl").write_text(
         json.dumps({"question": "SERVER-SIDE-SECRET", "answer": 1, "id": "s"}) + "\n"

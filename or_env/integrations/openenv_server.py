@@ -36,7 +36,7 @@ from or_env.integrations.openenv_models import (
     ORState,
 )
 from or_env.integrations.serve import ServeConfig
-from or_env.problems import Problem, load_problems
+from or_env.problems import Problem, get_benchmark, load_problems
 from or_env.sandbox import Sandbox, make_sandbox, require_isolation
 
 _interfaces = require("openenv.core.env_server.interfaces", "serve")
@@ -91,6 +91,24 @@ class ProblemCache:
             return self._loaded[key]
 
 
+def _check_registered(benchmark: str, kwargs: dict[str, Any]) -> None:
+    """Clients pick among the registered benchmarks and their versions only: a name is never
+    a path or a Hugging Face dataset (`hf:...`), which would make the server read or download
+    whatever a client names (the server's own benchmark, set by its operator, may be one)."""
+    if not isinstance(benchmark, str) or benchmark.startswith("hf:") or "/" in benchmark:
+        raise ValueError(
+            f"benchmark {str(benchmark)[:80]!r} is not a registered benchmark name; "
+            "clients choose among or_env.list_benchmarks()"
+        )
+    spec = get_benchmark(benchmark)  # UnknownBenchmarkError (a ValueError) names the choices
+    version = kwargs.get("version")
+    if version is not None and version not in spec.version_names:
+        raise ValueError(
+            f"benchmark {benchmark!r} has no version {str(version)[:80]!r}; "
+            f"versions: {', '.join(spec.version_names)}"
+        )
+
+
 class OREnvironment(_interfaces.Environment):  # type: ignore[misc, name-defined]
     """One OpenEnv session: an `ORModelingEnv` played through `reset` and `step`.
 
@@ -136,6 +154,8 @@ class OREnvironment(_interfaces.Environment):  # type: ignore[misc, name-defined
                 f"unknown reset option(s) {unknown}; use seed, episode_id, "
                 + ", ".join(RESET_OPTIONS)
             )
+        if kwargs.get("benchmark") or kwargs.get("version"):
+            _check_registered(kwargs.get("benchmark") or self.config.benchmark, kwargs)
         env = self._env_for(
             kwargs.get("benchmark") or self.config.benchmark,
             kwargs.get("version") if kwargs.get("benchmark") else self.config.version,
