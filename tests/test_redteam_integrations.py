@@ -221,12 +221,6 @@ def _visible_scratch_parent() -> str | None:
     return None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="LocalSandbox hides $OR_ENV_DATA_DIR only; a data_path / `serve --data-dir` / "
-    "SkyRL or verifiers data_path elsewhere stays readable by the policy's programs, "
-    "although require_isolation passes",
-)
 def test_programs_cannot_read_the_benchmark_file_the_env_loaded() -> None:
     from or_env.sandbox import require_isolation
     from or_env.sandbox.local import LocalSandbox

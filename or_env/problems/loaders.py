@@ -107,6 +107,13 @@ def _load(
         raise ValueError(f"on_error must be 'skip' or 'raise', not {on_error!r}")
     field_map = FieldMap.coerce(fields)
     is_hf = name is not None and name.startswith(HF_PREFIX)
+    local = path if path is not None else (name[len(HF_PREFIX) :] if is_hf else None)
+    if local is not None and os.path.exists(local):
+        # The file holds ground truths: the programs of this process's sandboxes must not
+        # read it (a folder is hidden whole, a file with its folder).
+        from or_env.sandbox.local import hide_from_programs
+
+        hide_from_programs(local)
     if split is not None and not is_hf:
         raise ValueError("split= applies to Hugging Face datasets ('hf:Org/Name') only")
     if version is not None and name is None:

@@ -6,6 +6,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 import weakref
 from collections.abc import Iterable, Mapping
@@ -158,6 +159,10 @@ class LocalSandbox(SandboxBase):
             raise ValueError(f"timeout must be positive, got {limit}")
         try:
             worker = self._pool.checkout()
+            while getattr(worker, "hidden_generation", _hidden_generation) != _hidden_generation:
+                # Started before a data path was hidden: it still shows that path.
+                self._pool.checkin(worker, healthy=False)
+                worker = self._pool.checkout()
         except WorkerError as exc:
             return ExecResult(
                 "",
@@ -215,6 +220,7 @@ class _LocalWorkers:
         self._warned = False
 
     def start(self, index: int) -> WorkerProcess:
+        generation = _hidden_generation
         argv = default_worker_argv(
             python=self.python,
             preload=self.preload,
@@ -234,6 +240,7 @@ class _LocalWorkers:
             on_stop=clean_after_worker,
             name=f"local-sandbox-worker-{index}",
         )
+        worker.hidden_generation = generation  # type: ignore[attr-defined]
         info = worker.start()
         self.ready_info = info
         if not info.get("namespaces") and not self._warned:
@@ -250,12 +257,39 @@ def isolation_mode(ready_info: Mapping[str, object]) -> str:
     return base
 
 
+# Folders problems were read from in this process (`hide_from_programs`); a worker started
+# before the last addition is replaced before it runs another program.
+_extra_hidden: list[str] = []
+_hidden_generation = 0
+_hidden_lock = threading.Lock()
+
+
+def hide_from_programs(path: str | os.PathLike[str]) -> None:
+    """Hide a folder (or a file's folder) from the programs of every local sandbox of this
+    process, from their next execution on.
+
+    `or_env.load_problems` calls it for every file it reads problems from, so a benchmark
+    loaded from anywhere (`path=`, `data_path=`, `serve --data-dir`) is out of the programs'
+    sight, not only `$OR_ENV_DATA_DIR`. Workers started before are replaced.
+    """
+    global _hidden_generation
+    target = Path(path).resolve()
+    folder = target if target.is_dir() else target.parent
+    covered = [Path(p).resolve() for p in hidden_paths()]
+    if any(folder.is_relative_to(p) for p in covered):
+        return  # already out of sight: no need to replace any worker
+    with _hidden_lock:
+        _extra_hidden.append(str(folder))
+        _hidden_generation += 1
+
+
 def hidden_paths() -> list[str]:
     """What programs must not read: ground truths and anything near them.
 
-    The package's bundled problems, the benchmark folder, the project tree when the
-    package runs from a source checkout (tests, run folders), and the home directory
-    (API keys, caches of other runs). The worker keeps its Python installation visible.
+    The package's bundled problems, the benchmark folder, every folder problems were loaded
+    from in this process (`hide_from_programs`), the project tree when the package runs from
+    a source checkout (tests, run folders), and the home directory (API keys, caches of other
+    runs). The worker keeps its Python installation visible.
     """
     package = Path(__file__).resolve().parents[1]
     paths = [package / "data", Path.home()]
@@ -264,6 +298,8 @@ def hidden_paths() -> list[str]:
     data_dir = os.environ.get("OR_ENV_DATA_DIR")
     if data_dir:
         paths.append(Path(data_dir))
+    with _hidden_lock:
+        paths.extend(map(Path, _extra_hidden))
     return [str(p) for p in paths]
 
 
