@@ -30,40 +30,7 @@ from agents.replay import ReplayPolicy
 from agents.runner import RolloutRunner, plan_episodes
 from or_env import load_problems
 from or_env.sandbox.local import LocalSandbox
-
-
-def _memory_kib(pid: int) -> tuple[int, int]:
-    """(RSS, PSS) of a process in KiB; PSS splits pages shared by forked workers fairly."""
-    rss = pss = 0
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as handle:
-            for line in handle:
-                if line.startswith("Rss:"):
-                    rss = int(line.split()[1])
-                elif line.startswith("Pss:"):
-                    pss = int(line.split()[1])
-    except OSError:
-        pass
-    return rss, pss
-
-
-def _descendants(pid: int) -> list[int]:
-    found, stack = [], [pid]
-    while stack:
-        current = stack.pop()
-        try:
-            tasks = os.listdir(f"/proc/{current}/task")
-        except OSError:
-            continue
-        for task in tasks:
-            try:
-                with open(f"/proc/{current}/task/{task}/children") as handle:
-                    children = [int(c) for c in handle.read().split()]
-            except OSError:
-                continue
-            found.extend(children)
-            stack.extend(children)
-    return found
+from or_env.sandbox.proc_memory import descendants, memory_kib
 
 
 class MemorySampler:
@@ -80,8 +47,8 @@ class MemorySampler:
     def _run(self) -> None:
         root = os.getpid()
         while not self._stop.is_set():
-            pids = [root, *_descendants(root)]
-            readings = [_memory_kib(pid) for pid in pids]
+            pids = [root, *descendants(root)]
+            readings = [memory_kib(pid) for pid in pids]
             total = sum(rss for rss, _ in readings)
             if total > self.peak_kib:
                 self.peak_kib, self.peak_processes = total, len(pids)

@@ -54,6 +54,7 @@ from typing import Any
 
 from or_env.errors import MissingExtraError, SandboxError
 from or_env.sandbox.base import ExecResult, SandboxBase, SandboxFailure
+from or_env.sandbox.proc_memory import descendants, memory_kib
 
 logger = logging.getLogger(__name__)
 
@@ -170,40 +171,6 @@ def _no_node_message(resource: str | None, label_selector: Mapping[str, str] | N
 # ---------------------------------------------------------------------------- actors
 
 
-def _memory_kib(pid: int) -> tuple[int, int]:
-    """(RSS, PSS) of a process in KiB (0, 0 when it is gone or not Linux)."""
-    rss = pss = 0
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as handle:
-            for line in handle:
-                if line.startswith("Rss:"):
-                    rss = int(line.split()[1])
-                elif line.startswith("Pss:"):
-                    pss = int(line.split()[1])
-    except OSError:
-        pass
-    return rss, pss
-
-
-def _descendants(pid: int) -> list[int]:
-    found, stack = [], [pid]
-    while stack:
-        current = stack.pop()
-        try:
-            tasks = os.listdir(f"/proc/{current}/task")
-        except OSError:
-            continue
-        for task in tasks:
-            try:
-                with open(f"/proc/{current}/task/{task}/children") as handle:
-                    children = [int(c) for c in handle.read().split()]
-            except OSError:
-                continue
-            found.extend(children)
-            stack.extend(children)
-    return found
-
-
 class SandboxActor:
     """One Ray actor of the pool: a warm sandbox and a bound on programs in flight.
 
@@ -260,9 +227,9 @@ class SandboxActor:
     async def stats(self) -> dict[str, Any]:
         """Counters and memory: this process, and it plus its sandbox processes."""
         pid = os.getpid()
-        own_rss, own_pss = _memory_kib(pid)
-        children = _descendants(pid)
-        readings = [_memory_kib(p) for p in children]
+        own_rss, own_pss = memory_kib(pid)
+        children = descendants(pid)
+        readings = [memory_kib(p) for p in children]
         return {
             "pid": pid,
             "descendants": children,
