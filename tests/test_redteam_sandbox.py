@@ -591,6 +591,8 @@ for pid in pids:
             cmd = f.read().replace(b"\\0", b" ").decode(errors="replace")
     except OSError:
         continue
+    if "or_env/sandbox/worker.py" in cmd:
+        continue  # the sandbox's own worker, forker and waiting process: not the host's
     if any(m in cmd for m in P["markers"]):
         seen.append(cmd[:120])
 print(json.dumps({"count": len(pids), "host_processes": seen}))
