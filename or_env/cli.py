@@ -535,7 +535,9 @@ def cmd_sandbox_build(args: argparse.Namespace) -> int:
     """Build the Docker sandbox image (online, or offline from Debian packages and wheels)."""
     from or_env.sandbox.image import ImageBuildError, build_image
 
-    logging.getLogger("or_env.sandbox.image").setLevel(logging.INFO)
+    # The build's progress (both paths, each step of the offline one) is the output.
+    for name in ("or_env.sandbox.image", "or_env.sandbox.offline_build"):
+        logging.getLogger(name).setLevel(logging.INFO)
     try:
         tag = build_image(offline=args.offline)
     except ImageBuildError as exc:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from or_env.sandbox import docker_attach, image
+from or_env.sandbox import docker_attach, image, offline_build
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -200,6 +200,147 @@ def test_offline_script_parses() -> None:
         pytest.skip("no bash")
     proc = subprocess.run([bash, "-n", str(REPO_ROOT / image.OFFLINE_SCRIPT)], check=False)
     assert proc.returncode == 0
+
+
+def test_offline_script_runs_without_docker_cli(tmp_path: Path) -> None:
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.skip("no bash")
+    # The wrapper starts the Python build; --help needs no daemon and no `docker` binary.
+    env = {**os.environ, "PATH": str(tmp_path) + os.pathsep + "/usr/bin:/bin"}
+    env["PYTHON"] = sys.executable
+    proc = subprocess.run(
+        [bash, str(REPO_ROOT / image.OFFLINE_SCRIPT), "--help"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "--rebuild-base" in proc.stdout and "--refresh-wheels" in proc.stdout
+
+
+class _FakeBuildClient:
+    """Stands in for `docker.APIClient`: `build` answers with the given decoded events."""
+
+    def __init__(self, events: list[dict]) -> None:
+        self.events = events
+        self.build_kwargs: dict = {}
+        self.tags: list[tuple[str, str, str]] = []
+
+    def build(self, **kwargs: object) -> list[dict]:
+        self.build_kwargs = kwargs
+        return self.events
+
+    def tag(self, image_id: str, name: str, tag: str) -> None:
+        self.tags.append((image_id, name, tag))
+
+    def close(self) -> None:
+        pass
+
+
+def test_api_build_logs_progress_and_tags(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = _FakeBuildClient(
+        [
+            {"stream": "Step 1/2 : FROM base\n"},
+            {"stream": " ---> abc\nStep 2/2 : RUN true\n"},
+            {"aux": {"ID": "sha256:feed"}},
+            {"stream": "Successfully built feed\n"},
+        ]
+    )
+    monkeypatch.setattr(docker_attach, "new_api", lambda timeout: fake)
+    with caplog.at_level("INFO", logger=image.logger.name):
+        failed = image.api_build(
+            Path("/ctx"), "sandbox_image/Dockerfile", ["x:1", "x:latest"], network_mode="none"
+        )
+    assert failed is None
+    assert fake.build_kwargs["network_mode"] == "none" and fake.build_kwargs["forcerm"]
+    assert fake.tags == [("sha256:feed", "x", "latest")]
+    assert [r.getMessage() for r in caplog.records] == [
+        "Step 1/2 : FROM base",
+        " ---> abc",
+        "Step 2/2 : RUN true",
+        "Successfully built feed",
+    ]
+
+
+def test_offline_build_error_from_the_daemon_is_raised_with_its_text(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fake = _FakeBuildClient(
+        [
+            {"stream": "Step 5/15 : RUN pip install\n"},
+            {"stream": "ERROR: No matching distribution found for numpy==9\n"},
+            {
+                "error": "The command '/bin/sh -c pip install' returned a non-zero code: 1",
+                "errorDetail": {
+                    "code": 1,
+                    "message": "The command '/bin/sh -c pip install' returned a non-zero code: 1",
+                },
+            },
+        ]
+    )
+    monkeypatch.setattr(docker_attach, "new_api", lambda timeout: fake)
+    with pytest.raises(image.ImageBuildError) as info:
+        offline_build.build_sandbox_image(
+            REPO_ROOT, tmp_path, "or-env-base:test", "x:1", ["x:latest"], "1"
+        )
+    message = str(info.value)
+    assert "building x:1 failed: The command '/bin/sh -c pip install' returned" in message
+    assert "No matching distribution found for numpy==9" in message  # the log's tail
+    assert fake.tags == []  # a failed build is not tagged
+    assert fake.build_kwargs["buildargs"]["BASE_IMAGE"] == "or-env-base:test"
+    assert fake.build_kwargs["buildargs"]["PIP_ARGS"] == "--no-index --find-links /build"
+
+
+def test_import_error_reads_the_daemon_answer() -> None:
+    ok = '{"status":"sha256:1234"}\r\n'
+    assert offline_build.import_error(ok) is None
+    bad = '{"errorDetail":{"message":"unexpected EOF"},"error":"unexpected EOF"}\r\n'
+    assert offline_build.import_error(ok + bad) == "unexpected EOF"
+
+
+def test_apt_mirror_for_reads_list_and_deb822_sources(tmp_path: Path) -> None:
+    (tmp_path / "sources.list.d").mkdir()
+    (tmp_path / "sources.list").write_text(
+        "# deb http://commented.example/debian bookworm main\n"
+        "deb [arch=amd64 signed-by=/k.gpg] http://list.example/debian bookworm main\n"
+    )
+    (tmp_path / "sources.list.d" / "debian.sources").write_text(
+        "Types: deb\nURIs: http://off.example/debian\nSuites: bookworm-security\n"
+        "Enabled: no\n\n"
+        "Types: deb deb-src\nURIs: http://sec.example/debian-security\n"
+        "Suites: bookworm-security\nComponents: main\n"
+    )
+    assert offline_build.apt_mirror_for("bookworm", tmp_path) == "http://list.example/debian"
+    assert (
+        offline_build.apt_mirror_for("bookworm-security", tmp_path)
+        == "http://sec.example/debian-security"
+    )
+    assert offline_build.apt_mirror_for("trixie", tmp_path) is None
+
+
+def test_pip_platforms_cover_every_glibc_up_to_the_base() -> None:
+    args = offline_build.pip_platforms("2.19", "aarch64")
+    assert args == [
+        "--platform", "manylinux2014_aarch64",
+        "--platform", "manylinux_2_17_aarch64",
+        "--platform", "manylinux_2_18_aarch64",
+        "--platform", "manylinux_2_19_aarch64",
+    ]  # fmt: skip
+
+
+def test_build_image_offline_runs_the_python_build(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    calls: list[dict] = []
+    monkeypatch.setattr(image, "daemon_status", lambda: (True, "Docker answers"))
+    monkeypatch.setattr(offline_build, "build_offline", lambda **kw: calls.append(kw))
+    tag = image.build_image(offline=True, tag="team/sandbox:dev", context=tmp_path)
+    assert tag == "team/sandbox:dev"
+    assert calls == [{"image": "team/sandbox", "version": "dev", "context": tmp_path}]
 
 
 # ---------------------------------------------------------------------------------------

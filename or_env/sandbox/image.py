@@ -8,8 +8,9 @@ variables), so no `docker` binary is needed.
 Two build paths, both from a source checkout (the build context is the repository root):
   online   the API's build of sandbox_image/Dockerfile (what `docker build -f
            sandbox_image/Dockerfile .` does) on python:3.11-slim from a registry;
-  offline  `sandbox_image/build_offline.sh`: a Debian base made with debootstrap and wheels
-           downloaded from PyPI on the host, for machines that reach no image registry.
+  offline  `offline_build.build_offline` (also `sandbox_image/build_offline.sh`): a Debian
+           base made with debootstrap and wheels downloaded from PyPI on the host, for
+           machines that reach no image registry.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from __future__ import annotations
 import collections
 import logging
 import os
-import subprocess
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from or_env.errors import SandboxError
 from or_env.sandbox import docker_attach
@@ -165,8 +167,8 @@ def can_pull(image: str = ONLINE_BASE_IMAGE, timeout: float = 120.0) -> bool:
 def build_command(offline: bool, context: Path, tag: str) -> list[str]:
     """The command that builds `tag` from `context` on the chosen path.
 
-    The offline path runs it; the online one is done through the API (`_api_build`) and
-    this command is only its equivalent, for the log and for people to run by hand.
+    Both paths run through the API (`_api_build`, `offline_build.build_offline`); this
+    command is only their equivalent, for the log and for people to run by hand.
     """
     name, _, version = tag.rpartition(":")
     if not name or "/" in version:
@@ -211,82 +213,104 @@ def build_image(
             logger.info("%s cannot be pulled: using the offline build", ONLINE_BASE_IMAGE)
     cmd = build_command(offline, context, tag)
     logger.info("building %s (%s): %s", tag, "offline" if offline else "online", " ".join(cmd))
-    tail: collections.deque[str] = collections.deque(maxlen=_LOG_TAIL_LINES)
     if offline:
-        code = _run_script(cmd, context, tail)
-        failed = f"exit {code}" if code != 0 else None
-    else:
-        failed = _api_build(context, tag, tail)
+        # Its own steps log their progress and raise ImageBuildError with the reason.
+        from or_env.sandbox import offline_build
+
+        name, _, version = tag.rpartition(":")
+        offline_build.build_offline(image=name, version=version, context=context)
+        return tag
+    tail: collections.deque[str] = collections.deque(maxlen=_LOG_TAIL_LINES)
+    failed = _api_build(context, tag, tail)
     if failed:
-        hint = (
-            "the offline build needs root, debootstrap, pip and PyPI; see sandbox_image/README.md"
-            if offline
-            else "if no image registry is reachable here, build with offline=True "
-            "(or-env sandbox build --offline)"
-        )
         raise ImageBuildError(
-            f"building {tag} failed ({failed}); {hint}. Last lines of the build log:\n"
+            f"building {tag} failed ({failed}); if no image registry is reachable here, build "
+            "with offline=True (or-env sandbox build --offline). Last lines of the build log:\n"
             + "\n".join(tail)
         )
     logger.info("built %s", tag)
     return tag
 
 
-def _log_line(line: str, tail: collections.deque[str]) -> None:
+def _log_line(line: str, tail: collections.deque[str], log: logging.Logger | None = None) -> None:
     line = line.rstrip()
     if line:
         tail.append(line)
-        logger.info("%s", line)
-
-
-def _run_script(cmd: list[str], context: Path, tail: collections.deque[str]) -> int:
-    with subprocess.Popen(
-        cmd,
-        cwd=context,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        errors="replace",
-    ) as proc:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            _log_line(line, tail)
-        return proc.wait()
+        (log or logger).info("%s", line)
 
 
 def _api_build(context: Path, tag: str, tail: collections.deque[str]) -> str | None:
     """Build the Dockerfile through the API, logging its progress; None, or why it failed."""
     name, _, version = tag.rpartition(":")
+    tags = [tag, f"{name}:latest"]
+    return api_build(context, DOCKERFILE, tags, buildargs={"OR_ENV_VERSION": version}, tail=tail)
+
+
+def api_build(
+    context: Path,
+    dockerfile: Path | str,
+    tags: list[str],
+    *,
+    buildargs: dict[str, str] | None = None,
+    network_mode: str | None = None,
+    tail: collections.deque[str] | None = None,
+    log: logging.Logger | None = None,
+) -> str | None:
+    """`docker build --force-rm` through the API: None, or the daemon's reason it failed.
+
+    `dockerfile` is relative to `context`; the image gets every tag of `tags` (the first is
+    the one it is built as). Each line of the build's output goes to `log` (default: this
+    module's logger) and to `tail`, for an error message.
+    """
+    tail = tail if tail is not None else collections.deque(maxlen=_LOG_TAIL_LINES)
     # Building takes minutes: no read timeout on the stream, only on the daemon's silence
     # between two lines, which a long pip install can make long too.
     client = docker_attach.new_api(_BUILD_TIMEOUT_S)
     try:
         stream = client.build(
             path=str(context),
-            dockerfile=str(DOCKERFILE),
-            buildargs={"OR_ENV_VERSION": version},
-            tag=tag,
+            dockerfile=str(dockerfile),
+            buildargs=buildargs or {},
+            tag=tags[0],
+            network_mode=network_mode,
             forcerm=True,
             rm=True,
             decode=True,
         )
-        image_id = None
-        for event in stream:
-            if "stream" in event:
-                for line in str(event["stream"]).splitlines():
-                    _log_line(line, tail)
-            elif "status" in event:  # pulling the base image
-                _log_line(" ".join(str(event.get(k, "")) for k in ("id", "status")), tail)
-            elif "aux" in event:
-                image_id = (event["aux"] or {}).get("ID", image_id)
-            if "error" in event:
-                detail = event.get("errorDetail") or {}
-                _log_line(str(event["error"]), tail)
-                return str(detail.get("message") or event["error"])
-        client.tag(image_id or tag, name, "latest")
+        image_id, failed = follow_build(stream, tail, log)
+        if failed:
+            return failed
+        for extra in tags[1:]:
+            name, _, version = extra.rpartition(":")
+            client.tag(image_id or tags[0], name, version)
     except Exception as exc:
         return docker_attach.error_text(exc)
     finally:
         client.close()
     return None
+
+
+def follow_build(
+    events: Iterable[dict[str, Any]],
+    tail: collections.deque[str],
+    log: logging.Logger | None = None,
+) -> tuple[str | None, str | None]:
+    """Log a build's decoded event stream: (the built image's id, the daemon's error or None).
+
+    The daemon reports a failed step as an `error` event in a stream that still ends
+    normally, so the error must be read from the events, not from an exception.
+    """
+    image_id = None
+    for event in events:
+        if "stream" in event:
+            for line in str(event["stream"]).splitlines():
+                _log_line(line, tail, log)
+        elif "status" in event:  # pulling the base image
+            _log_line(" ".join(str(event.get(k, "")) for k in ("id", "status")), tail, log)
+        elif "aux" in event:
+            image_id = (event["aux"] or {}).get("ID", image_id)
+        if "error" in event:
+            detail = event.get("errorDetail") or {}
+            _log_line(str(event["error"]), tail, log)
+            return image_id, str(detail.get("message") or event["error"])
+    return image_id, None
