@@ -519,25 +519,31 @@ def build_sandbox_image(
         for wheel in wheels.glob("*.whl"):
             _link_or_copy(wheel, ctx / "sandbox_image" / "wheels" / wheel.name)
         logger.info("building %s on %s (no network)", tag, base_tag)
-        tail: collections.deque[str] = collections.deque(maxlen=_LOG_TAIL_LINES)
-        failed = image_module.api_build(
+        _build_offline_image(
             ctx,
             image_module.DOCKERFILE,
             [tag, *extra_tags],
-            buildargs={
+            {
                 "BASE_IMAGE": base_tag,
                 "PIP_ARGS": "--no-index --find-links /build",
                 "OR_ENV_VERSION": version,
             },
-            network_mode="none",
-            tail=tail,
-            log=logger,
         )
     finally:
         shutil.rmtree(ctx, ignore_errors=True)
+
+
+def _build_offline_image(
+    context: Path, dockerfile: Path | str, tags: list[str], buildargs: dict[str, str]
+) -> None:
+    """Build with no network through the SDK; ImageBuildError with the log's last lines."""
+    tail: collections.deque[str] = collections.deque(maxlen=_LOG_TAIL_LINES)
+    failed = image_module.api_build(
+        context, dockerfile, tags, buildargs=buildargs, network_mode="none", tail=tail, log=logger
+    )
     if failed:
         raise ImageBuildError(
-            f"building {tag} failed: {failed}\nLast lines of the build log:\n" + "\n".join(tail)
+            f"building {tags[0]} failed: {failed}\nLast lines of the build log:\n" + "\n".join(tail)
         )
 
 
@@ -648,26 +654,18 @@ def build_serve_offline(
         # 3. The image.
         step_start = time.monotonic()
         logger.info("building %s on %s (no network)", tag, sandbox_image)
-        tail: collections.deque[str] = collections.deque(maxlen=_LOG_TAIL_LINES)
-        failed = image_module.api_build(
+        _build_offline_image(
             stage,
             SERVE_DOCKERFILE,
             [tag],
-            buildargs={
+            {
                 "SANDBOX_IMAGE": sandbox_image,
                 "PIP_ARGS": "--no-index --find-links /wheels",
                 "OR_ENV_VERSION": version,
             },
-            network_mode="none",
-            tail=tail,
-            log=logger,
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    if failed:
-        raise ImageBuildError(
-            f"building {tag} failed: {failed}\nLast lines of the build log:\n" + "\n".join(tail)
-        )
     api = docker_attach.api()
     size = api.inspect_image(tag).get("Size", 0)
     base_size = api.inspect_image(sandbox_image).get("Size", 0)
