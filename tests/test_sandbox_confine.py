@@ -16,6 +16,7 @@ import pytest
 from or_env.sandbox import UnisolatedSandboxError, require_isolation, shared_sandbox
 from or_env.sandbox.confine import CleanupTimeout, remove_tree, wipe_contents
 from or_env.sandbox.local import LocalSandbox, hidden_paths
+from or_env.sandbox.worker_client import WorkerProcess, default_worker_argv
 
 
 def _deep_tree(root: str, depth: int) -> None:
@@ -125,6 +126,55 @@ def test_highs_banner_is_gone_and_mip_solves_after_the_warm_up():
             assert r.ok, r
             assert r.stdout == "21.0\n"
             assert "Running HiGHS" not in r.stdout + r.stderr
+
+
+def test_solves_run_on_one_thread_and_more_threads_are_an_explicit_choice():
+    # HiGHS sizes its scheduler from the CPUs it may run on: without the server's
+    # one-thread scheduler every program's first solve starts worker threads that spin.
+    solve = (
+        "import os, pulp\n"
+        "m = pulp.LpProblem('m', pulp.LpMaximize)\n"
+        "x = pulp.LpVariable('x', 0, 10, cat='Integer')\n"
+        "m += x\n"
+        "m += 2 * x <= 7\n"
+        "m.solve(pulp.HiGHS(msg=False))\n"
+        "print(pulp.value(m.objective), len(os.listdir('/proc/self/task')))\n"
+    )
+    more = (
+        "import highspy\n"
+        "{reset}"
+        "h = highspy.Highs()\n"
+        "h.setOptionValue('threads', 2)\n"
+        "h.addVar(0.0, 1.0)\n"
+        "h.changeColCost(0, 1.0)\n"
+        "print(h.run())\n"
+    )
+    with LocalSandbox(workers=1) as box:
+        r = box.run(solve, timeout=20)
+        assert r.stdout == "3.0 1\n", r
+        refused = box.run(more.format(reset=""), timeout=20)
+        assert "HighsStatus.kError" in refused.stdout
+        assert "scheduler has already been initialized to use 1 threads" in refused.stdout
+        allowed = box.run(more.format(reset="highspy.Highs.resetGlobalScheduler(True)\n"))
+        assert allowed.stdout.strip().endswith("HighsStatus.kOk"), allowed
+
+
+def _collapse_supported() -> bool:
+    major, minor = (int(x) for x in os.uname().release.split(".")[:2])
+    try:
+        thp = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
+    except OSError:
+        return False
+    return (major, minor) >= (6, 1) and "[never]" not in thp
+
+
+@pytest.mark.skipif(not _collapse_supported(), reason="needs Linux >= 6.1 with THP not 'never'")
+def test_the_preloaded_heap_is_forked_from_huge_pages():
+    argv = default_worker_argv(namespaces=True, preload=["numpy", "pulp", "highspy"])
+    with WorkerProcess(argv) as worker:
+        assert worker.ready_info["huge_pages_mib"] >= 4  # the heap the imports wrote
+        r = worker.run("print(sum(range(10)))", timeout=20, max_output=1000, memory_mb=None)
+        assert r.stdout == "45\n"
 
 
 def test_the_agent_loop_configs_sandbox_options_reach_a_shared_sandbox():
