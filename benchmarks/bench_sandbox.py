@@ -1,12 +1,19 @@
 """Latency and throughput of the sandbox designs, plus the Docker pool's start cost, idle
 memory and kill times, checked against the targets.
 
-Modes, each for `print(1)` and a small pulp LP, at concurrency 1 and 2:
+Modes, each for `print(1)` and a small pulp LP, at concurrency (callers) 1 and 2:
   in-process       exec() in this process, solvers warm (concurrency 1 only): the floor
+  fork floor       a preloaded process forking per program, no sandbox (c=1 only): the
+                   floor of any design with a fresh process per execution on this machine
+                   (benchmarks/fork_floor.py), with the local workers' preloads and with
+                   the image's (which leaves out scipy.optimize)
   docker pool      DockerSandbox: warm containers, one fork per program
   local pool       LocalSandbox: warm fork-server processes on the host
   cold python      a new `python -` process per program (same thread settings)
   docker run       `docker run --rm -i` per program, with the pool's hardening flags
+
+The pools have their default size (one worker per core, at least the number of callers)
+and are started before measuring, as a training run's pool is.
 
 Prints a markdown table and the targets; `--json OUT` also writes the raw figures.
 
@@ -35,6 +42,8 @@ from bench_local_sandbox import PROGRAMS, cold_runner  # same programs, same col
 from or_env.sandbox.containers import docker_cli_env
 from or_env.sandbox.docker import ContainerSpec, DockerSandbox, default_image, docker_usable
 from or_env.sandbox.local import LocalSandbox
+from or_env.sandbox.pool import default_pool_size
+from or_env.sandbox.worker import DEFAULT_PRELOAD
 
 LP = PROGRAMS["pulp LP (HiGHS)"][0]
 Runner = Callable[[str], tuple[str, bool]]
@@ -109,6 +118,37 @@ def measure(run: Runner, code: str, expect: str, n: int, c: int) -> dict:
         "per_s": n / wall,
         "failures": sum(not ok for _, ok in results),
     }
+
+
+# What the sandbox image's worker preloads (its ENTRYPOINT), against the local default.
+IMAGE_PRELOAD = "numpy,scipy,pulp,highspy"
+
+
+def fork_floor(python: str, n: int) -> list[dict]:
+    """Rows of benchmarks/fork_floor.py for the local and the image's preloads."""
+    script = Path(__file__).with_name("fork_floor.py")
+    rows = []
+    for label, preload in (("local", ",".join(DEFAULT_PRELOAD)), ("image", IMAGE_PRELOAD)):
+        proc = subprocess.run(
+            [python, str(script), "--n", str(n), "--preload", preload],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if proc.returncode != 0:
+            raise SystemExit(f"fork_floor.py failed: {proc.stderr[-2000:]}")
+        for prog, v in json.loads(proc.stdout)["programs"].items():
+            rows.append(
+                {
+                    "mode": f"fork floor, {label} preload",
+                    "program": prog,
+                    "c": 1,
+                    "failures": 0,
+                    "p90_ms": float("nan"),
+                    **v,
+                }
+            )
+    return rows
 
 
 def start_cost(image: str, k: int) -> dict:
@@ -248,6 +288,18 @@ def _targets(rows: list[dict], extra: dict) -> list[tuple[str, str, bool | None]
                     per_core >= 150,
                 )
             )
+    floors = [get(f"fork floor, {k} preload", lp, 1, "cpu_ms") for k in ("local", "image")]
+    floors = [f for f in floors if f is not None]
+    if floors:
+        # No fork-per-execution design gets more per core than its CPU per execution allows.
+        ceiling = 1000 / min(floors)
+        out.append(
+            (
+                "fork floor (no sandbox) >= 150 LP exec/s per core: is the target reachable here",
+                f"{ceiling:.0f}/s per core ({min(floors):.1f} ms CPU per execution)",
+                ceiling >= 150,
+            )
+        )
     dp, lc = get("docker pool", "print(1)", 1, "p50_ms"), get("local pool", "print(1)", 1, "p50_ms")
     if dp is not None and lc is not None:
         out.append(
@@ -317,11 +369,16 @@ def main(argv: list[str] | None = None) -> int:
 
     load_before = os.getloadavg()
     add("in-process", _in_process_runner(), args.n, 1)
+    for row in fork_floor(args.python, args.n):
+        rows.append(row)
+        line = f"  {row['mode']} {row['program']:16s} c=1: p50 {row['p50_ms']:.1f} ms"
+        print(line, file=sys.stderr)
     for c in (1, 2):
-        with DockerSandbox(workers=c, image=image, handle_sigterm=False) as box:
+        workers = max(c, default_pool_size())
+        with DockerSandbox(workers=workers, image=image, handle_sigterm=False) as box:
             box.start()
             add("docker pool", _sandbox_runner(box), args.n, c)
-        with LocalSandbox(workers=c, python=args.python) as box:
+        with LocalSandbox(workers=workers, python=args.python) as box:
             box.start()
             add("local pool", _sandbox_runner(box), args.n, c)
         add("cold python", cold_runner(args.python), cold_n, c)

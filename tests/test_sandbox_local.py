@@ -281,3 +281,29 @@ def test_non_root_worker_cleans_up_by_session():
         worker.start()
         assert not os.path.exists(scratch)  # the killed worker's scratch root was removed
         assert worker.run("print(3)", timeout=5, max_output=100, memory_mb=None).stdout == "3\n"
+
+
+@pytest.mark.parametrize("slow_first", [True, False], ids=["busy-oldest", "busy-newest"])
+def test_the_pool_hands_out_a_worker_that_has_cleaned_up_before_one_still_busy(slow_first):
+    from or_env.sandbox.pool import WorkerPool
+
+    def start(index: int) -> WorkerProcess:
+        worker = WorkerProcess(default_worker_argv(preload=(), namespaces=True))
+        worker.start()
+        return worker
+
+    pool = WorkerPool(2, start)
+    try:
+        slow, ready = pool.checkout(), pool.checkout()
+        # Touching 1 GiB makes the program's exit (the unmapping) take a while, and the
+        # worker answers before that exit, then cleans up.
+        big = "x = bytearray(1 << 30)\nx[::4096] = b'1' * (len(x) // 4096)\nprint('done')\n"
+        assert slow.run(big, timeout=60, max_output=100, memory_mb=None).stdout == "done\n"
+        # Neither the oldest nor the newest idle worker is the right pick by position.
+        for worker in (slow, ready) if slow_first else (ready, slow):
+            pool.checkin(worker, healthy=True)
+        assert slow.settling
+        assert pool.checkout() is ready
+        assert slow.settle() and not slow.settling
+    finally:
+        pool.close()

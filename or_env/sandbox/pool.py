@@ -93,7 +93,7 @@ class WorkerPool:
                         if self._closed:
                             raise PoolClosedError(f"this {self.label} is closed; create a new one")
                         if self._idle:
-                            worker = self._idle.pop()
+                            worker = self._idle.pop(self._readiest_idle())
                             if worker.alive:
                                 candidate = worker
                                 break
@@ -141,6 +141,17 @@ class WorkerPool:
                 return worker
         worker.stop()
         raise PoolClosedError(f"this {self.label} is closed; create a new one")
+
+    def _readiest_idle(self) -> int:
+        """The idle worker to hand out: the first that has cleaned up, else the oldest.
+
+        A worker answers before it has cleaned up after its program; one that has not
+        finished would make the caller wait, while another has long been ready.
+        """
+        for i, worker in enumerate(self._idle):
+            if not worker.settling:
+                return i
+        return 0
 
     def checkin(self, worker: WorkerProcess, *, healthy: bool) -> None:
         """Give a worker back; an unhealthy or dead one is stopped, to be replaced later."""

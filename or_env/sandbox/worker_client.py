@@ -287,6 +287,19 @@ class WorkerProcess:
             self._settle_pending = bool(resp.get("settle"))
             return resp
 
+    @property
+    def settling(self) -> bool:
+        """Whether the worker may still be cleaning up after its last program, right now.
+
+        A hint for choosing among idle workers without waiting; `settle()` is the check.
+        """
+        proc = self._proc
+        if not self._settle_pending or proc is None or proc.stdout is None:
+            return False
+        poller = select.poll()
+        poller.register(proc.stdout.fileno(), select.POLLIN)
+        return not poller.poll(0)
+
     def settle(self) -> bool:
         """Wait until the worker has cleaned up after its last program; False if it could not.
 
