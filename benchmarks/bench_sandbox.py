@@ -305,7 +305,7 @@ def _targets(rows: list[dict], extra: dict) -> list[tuple[str, str, bool | None]
         out.append(
             (
                 "docker pool print(1) p50 within 10 ms of the local pool",
-                f"{dp:.1f} vs {lc:.1f} ms (+{dp - lc:.1f})",
+                f"{dp:.1f} vs {lc:.1f} ms ({dp - lc:+.1f})",
                 dp - lc <= 10,
             )
         )
