@@ -144,7 +144,7 @@ def fork_floor(python: str, n: int) -> list[dict]:
                     "program": prog,
                     "c": 1,
                     "failures": 0,
-                    "p90_ms": float("nan"),
+                    "p90_ms": None,
                     **v,
                 }
             )
@@ -399,12 +399,17 @@ def main(argv: list[str] | None = None) -> int:
         "{:.1f}".format(*load_before, *load_after)
     )
     print(f"Image: {image}\n")
-    print("| mode | program | c | n | p50 ms | p90 ms | exec/s | failures |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| mode | program | c | n | p50 ms | p90 ms | exec/s | CPU ms/exec | failures |")
+    print("|---|---|---|---|---|---|---|---|---|")
+
+    def cell(value: float | None) -> str:
+        return "" if value is None else f"{value:.1f}"
+
     for r in rows:
         print(
             f"| {r['mode']} | {r['program']} | {r['c']} | {r['n']} | {r['p50_ms']:.1f} | "
-            f"{r['p90_ms']:.1f} | {r['per_s']:.1f} | {r['failures']} |"
+            f"{cell(r['p90_ms'])} | {r['per_s']:.1f} | {cell(r.get('cpu_ms'))} | "
+            f"{r['failures']} |"
         )
     sc, mem = extra["start_cost"], extra["idle_memory"]
     rk, fb = extra["runaway_kill"], extra["fork_bomb"]

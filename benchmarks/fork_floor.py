@@ -11,6 +11,7 @@ Prints one JSON object: per program, the p50 latency and the CPU time per execut
 (parent and children together), at concurrency 1.
 
     python benchmarks/fork_floor.py --n 200
+    python benchmarks/fork_floor.py --n 200 --no-huge-pages   # the heap on 4 KiB pages
 """
 
 from __future__ import annotations
@@ -61,6 +62,11 @@ def main(argv: list[str] | None = None) -> int:
         default=",".join(worker.DEFAULT_PRELOAD),
         help="modules to import before forking (default: the local workers' set)",
     )
+    p.add_argument(
+        "--no-huge-pages",
+        action="store_true",
+        help="leave the heap on 4 KiB pages (what the workers did before collapsing it)",
+    )
     args = p.parse_args(argv)
     os.environ.update(worker._THREAD_ENV)  # as programs get them, before numpy's import
     preload = [m for m in args.preload.split(",") if m]
@@ -68,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         __import__(name)
     worker._warm_up_solvers()
     gc.freeze()
-    huge = worker._collapse_to_huge_pages(worker.confine.libc())
+    huge = 0 if args.no_huge_pages else worker._collapse_to_huge_pages(worker.confine.libc())
     out: dict = {"preload": preload, "huge_pages_mib": huge >> 20, "programs": {}}
     for prog, (code, expect) in PROGRAMS.items():
         for _ in range(10):

@@ -1506,10 +1506,7 @@ def _warm_up_solvers(in_child: bool = False) -> None:
         try:
             os.dup2(null, 1)
             if not in_child:
-                h = highspy.Highs()
-                h.addVar(0.0, 1.0)
-                h.changeColCost(0, 1.0)
-                h.run()
+                _one_thread_highs_scheduler(highspy)  # prints the banner, to /dev/null
             pulp = sys.modules.get("pulp")
             if pulp is not None:
                 m = pulp.LpProblem("warm_up", pulp.LpMaximize)
@@ -1518,9 +1515,9 @@ def _warm_up_solvers(in_child: bool = False) -> None:
                 m += 3 * x + 2 * y
                 m += x + y <= 4
                 m += x + 3 * y <= 6
-                m.solve(pulp.HiGHS(msg=0))
-            if not in_child:
-                _one_thread_highs_scheduler(highspy)
+                # One thread, as the scheduler is left: in a child, should the server have
+                # failed to make it, no worker thread a forking program would lose.
+                m.solve(pulp.HiGHS(msg=0, threads=1))
         finally:
             os.dup2(saved, 1)
             os.close(saved)
@@ -1537,11 +1534,11 @@ def _one_thread_highs_scheduler(highspy: types.ModuleType) -> None:
     whose default (0) derives the size from the CPUs the process may run on, not from
     the sandbox's CPU share: one worker thread beside the main one on 2 vCPUs, several
     on a large node. Made in each program, those workers spin while the program runs
-    (8% of all CPU time in a loop of small LPs on 2 vCPUs, measured with perf). A
-    scheduler of one thread has no worker to spin, and no thread a fork could lose (a
-    forked copy of a scheduler with workers hangs in its first parallel solve). A program
-    that sets `threads` to more than 1 gets HiGHS's own error, which names the way out
-    (`highspy.Highs.resetGlobalScheduler(True)` first).
+    (`HighsTaskExecutor::run_worker` is among the top symbols of a system profile of a
+    loop of small LPs). A scheduler of one thread has no worker to spin, and no thread a
+    fork could lose (a forked copy of a scheduler with workers hangs in its first
+    parallel solve). A program that sets `threads` to more than 1 gets HiGHS's own error,
+    which names the way out (`highspy.Highs.resetGlobalScheduler(True)` first).
     """
     highspy.Highs.resetGlobalScheduler(True)
     h = highspy.Highs()
@@ -1557,20 +1554,23 @@ _HUGE = 2 << 20
 
 
 def _collapse_to_huge_pages(lib: ctypes.CDLL) -> int:
-    """Back the preloaded heap with 2 MiB pages; returns the bytes collapsed (0 if refused).
+    """Back the preloaded heap with 2 MiB pages; returns the bytes now on huge pages.
 
-    Every execution forks a copy of this process and then tears it down. Both cost in
+    Every execution forks a copy of the forker and then tears it down. Both cost in
     proportion to the page-table entries of the private memory the imports wrote (tens of
     MiB): 4 KiB pages take 512 entries where one huge page takes one, and a program's
     first write to one still copies only 4 KiB (the kernel splits the mapping in the
-    writer's copy, never in ours). Measured on 2 vCPUs: fork and exit of the preloaded
-    server 3.5 -> 2.0 ms. MADV_COLLAPSE is synchronous and independent of the system's
-    THP setting except "never"; older kernels refuse it, which only costs that speed-up.
-    Thread stacks and unpopulated arenas are refused too, and skipped.
+    writer's copy only). Each process's own writes split its copy in the same way, so
+    the forker, made right after this, keeps on huge pages what its loop never writes
+    (about a third of the 24 MiB collapsed on the 2-vCPU test machine; see
+    tests/test_sandbox_confine.py). `benchmarks/fork_floor.py --no-huge-pages` measures
+    a fork from a process that writes little, without it. MADV_COLLAPSE is synchronous and does not depend on the system's THP
+    setting; kernels before 6.1 or without THP refuse it, which only costs that speed-up.
+    Ranges it refuses (unpopulated arenas, thread stacks on kernels that mark them) are
+    skipped.
     """
     madvise = lib.madvise
     madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
-    done = 0
     try:
         with open("/proc/self/maps") as f:
             maps = f.read().splitlines()
@@ -1583,10 +1583,23 @@ def _collapse_to_huge_pages(lib: ctypes.CDLL) -> int:
         start, end = (int(x, 16) for x in fields[0].split("-"))
         start = (start + _HUGE - 1) & ~(_HUGE - 1)
         end &= ~(_HUGE - 1)
-        if end > start and madvise(start, end - start, _MADV_COLLAPSE) == 0:
-            done += end - start
-    log.info("collapsed %d MiB of the preloaded heap into huge pages", done >> 20)
+        if end > start:
+            madvise(start, end - start, _MADV_COLLAPSE)
+    done = _anon_huge_bytes()
+    log.info("%d MiB of the preloaded heap is on huge pages", done >> 20)
     return done
+
+
+def _anon_huge_bytes() -> int:
+    """AnonHugePages of this process (what a partial collapse achieved counts too)."""
+    try:
+        with open("/proc/self/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("AnonHugePages:"):
+                    return int(line.split()[1]) << 10
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def _run_program(code: str) -> int:

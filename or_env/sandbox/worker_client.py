@@ -297,7 +297,10 @@ class WorkerProcess:
         if not self._settle_pending or proc is None or proc.stdout is None:
             return False
         poller = select.poll()
-        poller.register(proc.stdout.fileno(), select.POLLIN)
+        try:
+            poller.register(proc.stdout.fileno(), select.POLLIN)
+        except (ValueError, OSError):  # stopped meanwhile: settle() says what happened
+            return False
         return not poller.poll(0)
 
     def settle(self) -> bool:
