@@ -337,7 +337,19 @@ def test_preloaded_and_lazy_imports_work(box, backend):
 
 def test_rng_differs_between_executions(box):
     code = "import random\nimport numpy as np\nprint(np.random.rand(), random.random())"
-    assert len({box.run(code).stdout for _ in range(4)}) == 4
+    draws = [box.run(code).stdout.split() for _ in range(4)]
+    assert len({numpy_draw for numpy_draw, _ in draws}) == 4  # each generator on its own
+    assert len({python_draw for _, python_draw in draws}) == 4
+
+
+def test_programs_start_with_the_signal_handlers_of_any_script(box):
+    # The worker sets its own (none for SIGINT as PID 1, one for SIGTERM otherwise).
+    code = (
+        "import signal\n"
+        "print(signal.getsignal(signal.SIGTERM) == signal.SIG_DFL,"
+        " signal.getsignal(signal.SIGINT) is signal.default_int_handler)\n"
+    )
+    assert box.run(code).stdout == "True True\n"
 
 
 def test_output_keeps_head_and_tail(box):
