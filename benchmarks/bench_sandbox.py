@@ -210,6 +210,63 @@ def idle_memory(box: DockerSandbox) -> dict:
     }
 
 
+def _container_cpu_s(container_id: str) -> float | None:
+    path = _cgroup_file(container_id, "cpuacct", "cpuacct.usage", "cpu.stat")
+    if path is None:
+        return None
+    text = path.read_text()
+    if path.name == "cpu.stat":  # cgroup v2: usage_usec
+        return int(dict(line.split() for line in text.splitlines())["usage_usec"]) / 1e6
+    return int(text) / 1e9
+
+
+def _processes_cpu_s(prefix: str) -> float:
+    """CPU seconds of the host processes whose name starts with `prefix` (dockerd, ...)."""
+    total = 0.0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                if not f.read().startswith(prefix):
+                    continue
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def cpu_breakdown(box: DockerSandbox, n: int, c: int = 2) -> dict:
+    """Where the CPU of an LP execution goes: the containers, the daemons, this caller."""
+    ids = [_container_id(name) for name in box.container_names()]
+    for _ in range(10):
+        box.run(LP)
+
+    def sample() -> list[float]:
+        containers = [_container_cpu_s(i) for i in ids]
+        if None in containers:
+            raise LookupError("no cgroup CPU file for the containers")
+        return [
+            sum(containers),  # type: ignore[arg-type]
+            _processes_cpu_s("dockerd"),
+            _processes_cpu_s("containerd"),  # and its shims
+            time.process_time(),
+        ]
+
+    try:
+        before = sample()
+    except LookupError as exc:
+        return {"note": str(exc)}
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(c) as pool:
+        list(pool.map(lambda _: box.run(LP), range(n)))
+    wall = time.perf_counter() - t0
+    after = sample()
+    names = ("containers", "dockerd", "containerd", "caller")
+    out = {f"{k}_ms": 1000 * (b - a) / n for k, a, b in zip(names, before, after, strict=True)}
+    return {"n": n, "c": c, "per_s": n / wall, **out}
+
+
 def runaway_kill(box: DockerSandbox, k: int, timeout: float = 1.0) -> dict:
     """How long after its deadline a busy loop is killed: in the worker, and at the host."""
     worker_late, host_late = [], []
@@ -388,6 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     with DockerSandbox(workers=2, image=image, handle_sigterm=False) as box:
         box.start()
         extra["idle_memory"] = idle_memory(box)
+        extra["cpu"] = cpu_breakdown(box, max(100, 2 * args.n))
         extra["runaway_kill"] = runaway_kill(box, 5)
         extra["fork_bomb"] = fork_bomb_cleanup(box, 3)
 
@@ -411,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{cell(r['p90_ms'])} | {r['per_s']:.1f} | {cell(r.get('cpu_ms'))} | "
             f"{r['failures']} |"
         )
-    sc, mem = extra["start_cost"], extra["idle_memory"]
+    sc, mem, cpu = extra["start_cost"], extra["idle_memory"], extra["cpu"]
     rk, fb = extra["runaway_kill"], extra["fork_bomb"]
     print()
     print("| docker pool | value |")
@@ -423,6 +481,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| close (stop + remove), p50 | {sc['close_p50_ms']:.0f} ms |")
     if "mean_mib" in mem:
         print(f"| idle memory per container (cgroup, after 20 LPs) | {mem['mean_mib']:.1f} MiB |")
+    if "containers_ms" in cpu:
+        print(
+            f"| CPU per LP execution, {cpu['c']} callers: containers / dockerd / containerd / "
+            f"caller | {cpu['containers_ms']:.2f} / {cpu['dockerd_ms']:.2f} / "
+            f"{cpu['containerd_ms']:.2f} / {cpu['caller_ms']:.2f} ms |"
+        )
     print(
         f"| runaway kill after deadline: worker p50 / max | {rk['worker_late_p50_ms']:.1f} / "
         f"{rk['worker_late_max_ms']:.1f} ms |"
