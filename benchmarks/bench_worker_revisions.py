@@ -36,13 +36,15 @@ FILES = ("or_env/sandbox/worker.py", "or_env/sandbox/confine.py")
 def _checkout(rev: str, into: Path) -> Path:
     into.mkdir(parents=True)
     for name in FILES:
-        text = subprocess.run(
-            ["git", "-C", str(ROOT), "show", f"{rev}:{name}"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        (into / Path(name).name).write_text(text)
+        proc = subprocess.run(
+            ["git", "-C", str(ROOT), "show", f"{rev}:{name}"], capture_output=True, text=True
+        )
+        if proc.returncode != 0:
+            raise SystemExit(
+                f"no {name} at revision {rev!r} ({proc.stderr.strip()}); pass a commit, "
+                "branch or tag of this repository that has the sandbox worker"
+            )
+        (into / Path(name).name).write_text(proc.stdout)
     return into / "worker.py"
 
 

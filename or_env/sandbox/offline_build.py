@@ -471,29 +471,40 @@ def pip_download(
         )
 
 
+def _wheel_cache(
+    cache_dir: Path, digest: str, py_tag: str, glibc: str, arch: str, refresh: bool
+) -> tuple[Path, str, bool]:
+    """Where the wheels for a platform go, the stamp naming what they were fetched for
+    (`digest` of the inputs and the platform), and whether they are there already (never
+    when `refresh`). The caller writes the stamp once it has fetched them."""
+    wheels = cache_dir / "wheels" / f"cp{py_tag}-manylinux_2_{glibc.split('.')[1]}_{arch}"
+    stamp = f"{digest} cp{py_tag} glibc{glibc} {arch}"
+    try:
+        cached = not refresh and (wheels / ".stamp").read_text().strip() == stamp
+    except OSError:
+        cached = False
+    where = f"cp{py_tag}/glibc {glibc}/{arch}"
+    if cached:
+        logger.info("wheels for %s are cached in %s", where, wheels)
+    else:
+        logger.info("downloading wheels for %s into %s", where, wheels)
+    return wheels, stamp, cached
+
+
 def download_wheels(
     requirements: Path, cache_dir: Path, py_tag: str, glibc: str, arch: str, refresh: bool
 ) -> Path:
     """The folder of wheels for `requirements` on that platform, downloaded unless cached."""
-    glibc_minor = glibc.split(".")[1]
-    wheels = cache_dir / "wheels" / f"cp{py_tag}-manylinux_2_{glibc_minor}_{arch}"
     digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
-    stamp_want = f"{digest} cp{py_tag} glibc{glibc} {arch}"
-    where = f"cp{py_tag}/glibc {glibc}/{arch}"
-    try:
-        stamp = (wheels / ".stamp").read_text().strip()
-    except OSError:
-        stamp = ""
-    if not refresh and stamp == stamp_want:
-        logger.info("wheels for %s are cached in %s", where, wheels)
+    wheels, stamp, cached = _wheel_cache(cache_dir, digest, py_tag, glibc, arch, refresh)
+    if cached:
         return wheels
     step_start = time.monotonic()
     pip = _host_pip()
     shutil.rmtree(wheels, ignore_errors=True)
     wheels.mkdir(parents=True)
-    logger.info("downloading wheels for %s into %s", where, wheels)
     pip_download(pip, py_tag, glibc, arch, wheels, requirements, ["--no-deps"])
-    (wheels / ".stamp").write_text(stamp_want + "\n")
+    (wheels / ".stamp").write_text(stamp + "\n")
     size = sum(p.stat().st_size for p in wheels.glob("*.whl"))
     logger.info("wheels done in %.0f s (%d MB)", time.monotonic() - step_start, size // 1_000_000)
     return wheels
@@ -605,22 +616,12 @@ def build_serve_offline(
         (work / "backend.txt").write_text(backend)
         (work / "installed.txt").write_text(installed)
         digest = hashlib.sha256(f"{requirements}\n{backend}{installed}".encode()).hexdigest()
-        glibc_minor = glibc.split(".")[1]
-        wheels = cache_dir / "wheels" / f"cp{py_tag}-manylinux_2_{glibc_minor}_{arch}"
-        stamp_want = f"{digest} cp{py_tag} glibc{glibc} {arch}"
-        where = f"cp{py_tag}/glibc {glibc}/{arch}"
-        try:
-            stamp = (wheels / ".stamp").read_text().strip()
-        except OSError:
-            stamp = ""
-        if not refresh_wheels and stamp == stamp_want:
-            logger.info("wheels for %s are cached in %s", where, wheels)
-        else:
+        wheels, stamp, cached = _wheel_cache(cache_dir, digest, py_tag, glibc, arch, refresh_wheels)
+        if not cached:
             step_start = time.monotonic()
             pip = _host_pip()
             shutil.rmtree(wheels, ignore_errors=True)
             (wheels / "backend").mkdir(parents=True)
-            logger.info("downloading wheels for %s into %s", where, wheels)
             # --constraint: the versions the sandbox image holds, which the install keeps.
             constraint = ["--constraint", str(work / "installed.txt")]
             pip_download(pip, py_tag, glibc, arch, wheels, work / "requirements.txt", constraint)
@@ -629,7 +630,7 @@ def build_serve_offline(
             pip_download(
                 pip, py_tag, glibc, arch, wheels / "backend", work / "backend.txt", constraint
             )
-            (wheels / ".stamp").write_text(stamp_want + "\n")
+            (wheels / ".stamp").write_text(stamp + "\n")
             logger.info("wheels done in %.0f s", time.monotonic() - step_start)
 
         # The build context: what the Dockerfile copies, and of the wheels only those the

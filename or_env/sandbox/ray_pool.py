@@ -685,6 +685,16 @@ class RaySandbox(SandboxBase):
     def _deadline(self, limit: float) -> float | None:
         return None if self.reply_timeout is None else limit + self.reply_timeout
 
+    def _stop_waiting(self, waited_since: float) -> ExecResult | None:
+        """While no actor is up: the result to return instead of waiting on, if any."""
+        if self._closed:
+            return self._closed_result()
+        if (why := self._unavailable()) is not None:
+            return why
+        if time.monotonic() - waited_since > self.start_timeout:
+            return self._no_actor_up(self.start_timeout)
+        return None
+
     def run(self, code: str, *, timeout: float | None = None) -> ExecResult:
         """Run `code` on the least-loaded actor (blocking); never raises for the program."""
         limit = self.timeout if timeout is None else timeout
@@ -697,12 +707,8 @@ class RaySandbox(SandboxBase):
         waited_since = time.monotonic()
         while (actor := self._pick()) is None:
             # Every actor is being restarted: wait for one (bounded), never fail at once.
-            if self._closed:
-                return self._closed_result()
-            if (why := self._unavailable()) is not None:
+            if (why := self._stop_waiting(waited_since)) is not None:
                 return why
-            if time.monotonic() - waited_since > self.start_timeout:
-                return self._no_actor_up(self.start_timeout)
             time.sleep(0.05)
         lost = False
         try:
@@ -725,12 +731,8 @@ class RaySandbox(SandboxBase):
         ray = self._ray
         waited_since = time.monotonic()
         while (actor := self._pick()) is None:
-            if self._closed:
-                return self._closed_result()
-            if (why := self._unavailable()) is not None:
+            if (why := self._stop_waiting(waited_since)) is not None:
                 return why
-            if time.monotonic() - waited_since > self.start_timeout:
-                return self._no_actor_up(self.start_timeout)
             await asyncio.sleep(0.05)
         lost = False
         try:
